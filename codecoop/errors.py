@@ -87,3 +87,8 @@ class InvalidUpdate(AggregationError):
     def __init__(self, message: str, *, update: str | None = None):
         super().__init__(message)
         self.update = update
+
+
+# --- content store (continued) ---------------------------------------------------------------------
+class ObjectTooLarge(StorageError):
+    """An object passes the size a reader accepts; reading stopped before it was buffered."""
