@@ -1,0 +1,296 @@
+"""LoRA adapters: canonical bytes out, validated bytes in, attach to and merge into a base model.
+
+An adapter is only its LoRA tensors plus metadata. ``to_bytes`` writes canonical safetensors
+(``codecoop.tensors``): names sorted, one fixed dtype, metadata naming the format version, the
+base model id and the sha256 of its weights, and the LoRA configuration, so the same tensors always
+give the same bytes and hence the same CID. ``from_bytes`` never unpickles anything and refuses an
+adapter that does not fit the base with an ``AdapterMismatch`` that says what differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from codecoop.errors import AdapterMismatch, TensorFormatError, TrainingError
+from codecoop.tensors import from_safetensors, to_safetensors
+from codecoop.training.base import BaseModel
+from codecoop.training.cache import atomic_write_bytes
+from codecoop.training.config import LoraSpec
+from codecoop.training.hashing import weights_sha256
+
+__all__ = ["Adapter", "FORMAT", "FORMAT_VERSION", "EXPORT_DTYPES", "expected_lora_shapes", "attached", "lora_state"]
+
+FORMAT = "codecoop-lora"
+FORMAT_VERSION = 1
+#: Dtypes an adapter may be exported in; fp16/bf16 halve the bytes a peer has to fetch.
+EXPORT_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16"}
+_PREFIX = "base_model.model."
+
+
+def _lora_targets(model: Any, spec: LoraSpec) -> dict[str, tuple[int, int]]:
+    """``module name -> (in_features, out_features)`` for every module LoRA would wrap.
+
+    Matching follows peft: a module matches a target when its name equals it or ends with
+    ``"." + target``. ``nn.Linear`` and transformers' ``Conv1D`` (GPT-2 style, weight stored
+    transposed) are the layer kinds LoRA adapts here.
+    """
+    out: dict[str, tuple[int, int]] = {}
+    for name, module in model.named_modules():
+        if not any(name == t or name.endswith("." + t) for t in spec.target_modules):
+            continue
+        if isinstance(module, torch.nn.Linear):
+            out[name] = (module.in_features, module.out_features)
+        elif type(module).__name__ == "Conv1D":
+            in_f, out_f = module.weight.shape
+            out[name] = (int(in_f), int(out_f))
+    return out
+
+
+def expected_lora_shapes(base: BaseModel, spec: LoraSpec) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of every LoRA tensor an adapter with ``spec`` must hold for ``base``."""
+    targets = _lora_targets(base.model, spec)
+    if not targets:
+        raise AdapterMismatch(
+            f"none of the LoRA target modules {list(spec.target_modules)} exists in base model {base.model_id!r}"
+        )
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, (in_f, out_f) in targets.items():
+        shapes[f"{_PREFIX}{name}.lora_A.weight"] = (spec.r, in_f)
+        shapes[f"{_PREFIX}{name}.lora_B.weight"] = (out_f, spec.r)
+    return dict(sorted(shapes.items()))
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A LoRA adapter: fp32 tensors (peft names), what base it belongs to, and how it was trained.
+
+    Attributes
+    ----------
+    tensors:
+        peft state-dict names (``base_model.model.<module>.lora_A.weight``) to fp32 CPU tensors.
+    base_model_id, base_weights_hash:
+        The base model it was trained on; loading checks the hash, not the id.
+    lora:
+        r, alpha, dropout, target modules.
+    training:
+        Wall time, device, tokens seen, samples, steps, final loss... (JSON-serialisable values).
+    """
+
+    tensors: Mapping[str, torch.Tensor]
+    base_model_id: str
+    base_weights_hash: str
+    lora: LoraSpec
+    training: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_samples(self) -> int:
+        """Training sequences in the corpus it was trained on: the weight FedAvg gives it."""
+        return int(self.training.get("samples", 0))
+
+    def num_parameters(self) -> int:
+        """Number of LoRA parameters."""
+        return sum(t.numel() for t in self.tensors.values())
+
+    def metadata(self, include_training: bool = True) -> dict[str, str]:
+        """The safetensors metadata written by ``to_bytes``."""
+        meta = {
+            "format": FORMAT,
+            "format_version": str(FORMAT_VERSION),
+            "base_model_id": self.base_model_id,
+            "base_weights_sha256": self.base_weights_hash,
+            "lora": self.lora.to_json(),
+        }
+        if include_training and self.training:
+            meta["training"] = json.dumps(dict(self.training), sort_keys=True, separators=(",", ":"))
+        return meta
+
+    def to_bytes(self, dtype: torch.dtype = torch.float32, *, include_training: bool = True) -> bytes:
+        """Canonical safetensors bytes of the LoRA tensors in ``dtype`` (fp32, fp16 or bf16).
+
+        ``include_training=False`` leaves out the run's metadata (wall time, device), so two runs
+        that produced the same tensors give the same bytes.
+
+        Raises
+        ------
+        TrainingError
+            If ``dtype`` is not an export dtype, or a value overflows it (fp16 tops out at 65504).
+        """
+        if dtype not in EXPORT_DTYPES:
+            raise TrainingError(f"adapters export as float32, float16 or bfloat16, not {dtype}")
+        tensors = {}
+        for name, t in self.tensors.items():
+            converted = t.detach().to("cpu", dtype)
+            if dtype != torch.float32 and not bool(torch.isfinite(converted).all()):
+                raise TrainingError(f"tensor {name!r} overflows {dtype}; export in float32 instead")
+            tensors[name] = converted
+        return to_safetensors(tensors, self.metadata(include_training))
+
+    def digest(self) -> str:
+        """sha256 of the fp32 bytes without training metadata: the identity of the tensors."""
+        return hashlib.sha256(self.to_bytes(include_training=False)).hexdigest()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview, base: BaseModel | None) -> Adapter:
+        """Parse and validate adapter bytes against ``base``; tensors come back as fp32.
+
+        With ``base=None`` only the format is checked (for code that never runs the model, such as
+        an aggregator); anything that will be attached to a model must pass a base.
+
+        Raises
+        ------
+        TensorFormatError
+            The bytes are not a well-formed codecoop adapter.
+        AdapterMismatch
+            The adapter belongs to a different base, or its names, shapes or dtypes do not fit.
+        """
+        tensors, meta = from_safetensors(data)
+        if meta.get("format") != FORMAT:
+            raise TensorFormatError(f"not a codecoop adapter: metadata 'format' is {meta.get('format')!r}, expected {FORMAT!r}")
+        if meta.get("format_version") != str(FORMAT_VERSION):
+            raise AdapterMismatch(
+                f"adapter format version {meta.get('format_version')!r} is not supported; this codecoop reads version {FORMAT_VERSION}"
+            )
+        for key in ("base_model_id", "base_weights_sha256", "lora"):
+            if key not in meta:
+                raise TensorFormatError(f"adapter metadata lacks {key!r}")
+        try:
+            spec = LoraSpec.from_json(meta["lora"])
+            training = json.loads(meta["training"]) if "training" in meta else {}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TensorFormatError(f"adapter metadata is malformed: {exc}") from None
+        if not isinstance(training, dict):
+            raise TensorFormatError("adapter metadata 'training' must be a JSON object")
+        dtypes = {t.dtype for t in tensors.values()}
+        if not dtypes <= set(EXPORT_DTYPES) or len(dtypes) != 1:
+            found = ", ".join(sorted(str(d) for d in dtypes)) or "none"
+            raise AdapterMismatch(f"adapter tensors must all be one of float32/float16/bfloat16; found {found}")
+        adapter = cls(
+            {k: v.to(torch.float32) for k, v in tensors.items()},
+            meta["base_model_id"],
+            meta["base_weights_sha256"],
+            spec,
+            training,
+        )
+        if base is not None:
+            adapter.check_fits(base)
+        return adapter
+
+    def check_fits(self, base: BaseModel) -> None:
+        """Raise ``AdapterMismatch`` unless this adapter was made for ``base`` and has its exact LoRA layout."""
+        if self.base_weights_hash != base.weights_hash:
+            raise AdapterMismatch(
+                f"adapter was trained on base model {self.base_model_id!r} (weights sha256 {self.base_weights_hash[:16]}...), "
+                f"but the loaded base is {base.model_id!r} (weights sha256 {base.weights_hash[:16]}...); "
+                "load the base model the federation agreed on"
+            )
+        expected = expected_lora_shapes(base, self.lora)
+        missing = sorted(set(expected) - set(self.tensors))
+        unexpected = sorted(set(self.tensors) - set(expected))
+        if missing or unexpected:
+            raise AdapterMismatch(
+                f"adapter tensor names do not fit base {base.model_id!r} with LoRA targets {list(self.lora.target_modules)}: "
+                f"{len(missing)} missing (e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})"
+            )
+        for name, shape in expected.items():
+            got = tuple(self.tensors[name].shape)
+            if got != shape:
+                raise AdapterMismatch(f"adapter tensor {name!r} has shape {list(got)}, base {base.model_id!r} with r={self.lora.r} needs {list(shape)}")
+        for name, t in self.tensors.items():
+            if not bool(torch.isfinite(t).all()):
+                raise AdapterMismatch(f"adapter tensor {name!r} holds NaN or infinite values")
+
+    def save(self, path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+        """Write ``to_bytes(dtype)`` atomically: an interrupted save never leaves half a file."""
+        path = Path(path)
+        atomic_write_bytes(path, self.to_bytes(dtype))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, base: BaseModel | None) -> Adapter:
+        """Read and validate an adapter file (see ``from_bytes``)."""
+        return cls.from_bytes(Path(path).read_bytes(), base)
+
+    def merge(self, base: BaseModel) -> BaseModel:
+        """A new ``BaseModel`` with this adapter merged into a copy of the base weights, ready to serve.
+
+        The base itself is left untouched. The merged model's id names the adapter's digest and its
+        weights hash is recomputed, so an adapter trained on it is not mistaken for one on the base.
+        """
+        self.check_fits(base)
+        from peft import get_peft_model, set_peft_model_state_dict
+
+        clone = copy.deepcopy(base.model)
+        peft_model = get_peft_model(clone, self.lora.to_peft())
+        set_peft_model_state_dict(peft_model, {k: v.to(base.device) for k, v in self.tensors.items()})
+        merged = peft_model.merge_and_unload()
+        merged.requires_grad_(False)
+        merged.eval()
+        return BaseModel(
+            model_id=f"{base.model_id}+lora-{self.digest()[:16]}",
+            model=merged,
+            tokenizer=base.tokenizer,
+            weights_hash=weights_sha256(merged.state_dict()),
+            plan=base.plan,
+            path=None,
+            info={"merged_from": base.model_id, "adapter_digest": self.digest()},
+        )
+
+
+@contextlib.contextmanager
+def attached(base: BaseModel, adapter: Adapter | None, spec: LoraSpec | None = None) -> Iterator[Any]:
+    """Wrap ``base.model`` with LoRA layers (loaded from ``adapter``, or freshly initialised from ``spec``).
+
+    Yields the peft model; on exit, even on an exception or Ctrl-C, the LoRA layers are removed
+    again, so the shared base model is never left modified. Fresh LoRA A matrices are drawn from
+    torch's global generator: seed it first for reproducible runs.
+    """
+    from peft import get_peft_model, set_peft_model_state_dict
+
+    if adapter is None and spec is None:
+        raise TrainingError("attached() needs an adapter or a LoRA spec")
+    if adapter is not None:
+        adapter.check_fits(base)
+        spec = adapter.lora
+    assert spec is not None
+    with warnings.catch_warnings():
+        # peft 0.21 reads a transformers attribute that transformers 5 deprecates; nothing to act on.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = get_peft_model(base.model, spec.to_peft())
+    try:
+        if adapter is not None:
+            result = set_peft_model_state_dict(peft_model, {k: v.to(base.device) for k, v in adapter.tensors.items()})
+            if getattr(result, "unexpected_keys", None):
+                raise AdapterMismatch(f"peft did not accept adapter tensors {result.unexpected_keys[:3]}")
+        yield peft_model
+    finally:
+        peft_model.unload()
+        _strip_peft_marks(base.model)
+        base.model.requires_grad_(False)
+        base.model.eval()
+
+
+def _strip_peft_marks(model: Any) -> None:
+    """Remove the bookkeeping attributes peft leaves on an unloaded model (it would warn next time)."""
+    for attr in ("peft_config", "_hf_peft_config_loaded"):
+        if hasattr(model, attr):
+            with contextlib.suppress(AttributeError):
+                delattr(model, attr)
+
+
+def lora_state(peft_model: Any) -> dict[str, torch.Tensor]:
+    """The LoRA tensors of a peft model as fp32 CPU copies, in sorted name order."""
+    from peft import get_peft_model_state_dict
+
+    state = get_peft_model_state_dict(peft_model)
+    return {k: state[k].detach().to("cpu", torch.float32).clone() for k in sorted(state)}
+

@@ -1,0 +1,129 @@
+"""Training configuration and the LoRA shape it implies."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from codecoop.errors import ConfigError
+
+__all__ = ["TrainConfig", "LoraSpec", "default_target_modules"]
+
+# Attention projections per architecture: what LoRA papers and peft's own table adapt by default.
+_TARGETS: dict[str, tuple[str, ...]] = {
+    "llama": ("q_proj", "v_proj"),
+    "mistral": ("q_proj", "v_proj"),
+    "qwen2": ("q_proj", "v_proj"),
+    "gemma": ("q_proj", "v_proj"),
+    "starcoder2": ("q_proj", "v_proj"),
+    "opt": ("q_proj", "v_proj"),
+    "gpt2": ("c_attn",),
+    "gpt_bigcode": ("c_attn",),
+    "gpt_neox": ("query_key_value",),
+    "codegen": ("qkv_proj",),
+}
+
+
+def default_target_modules(architecture: str) -> tuple[str, ...]:
+    """LoRA target modules for a ``model_type``: our table first, then peft's, else a clear error."""
+    if architecture in _TARGETS:
+        return _TARGETS[architecture]
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as peft_table
+
+    if architecture in peft_table:
+        return tuple(sorted(peft_table[architecture]))
+    raise ConfigError(f"no default LoRA target modules for architecture {architecture!r}; set TrainConfig.target_modules")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a LoRA training run (the device is chosen by ``load_base``).
+
+    ``epochs``, when set, overrides ``steps``: steps = ceil(epochs * blocks / (batch_size * grad_accum)).
+    ``mu`` > 0 adds the FedProx term mu/2 * ||w - w_start||^2 over the LoRA weights, where w_start is
+    the round's starting adapter (or the seeded initial LoRA weights when there is none).
+    """
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] | None = None
+    lr: float = 2e-4
+    steps: int = 100
+    epochs: float | None = None
+    batch_size: int = 8
+    seq_len: int = 256
+    grad_accum: int = 1
+    seed: int = 0
+    mu: float = 0.0
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    max_grad_norm: float | None = 1.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        positive = {"r": self.r, "alpha": self.alpha, "lr": self.lr, "steps": self.steps,
+                    "batch_size": self.batch_size, "seq_len": self.seq_len, "grad_accum": self.grad_accum}
+        for key, value in positive.items():
+            if value <= 0:
+                raise ConfigError(f"TrainConfig.{key} must be positive, got {value}")
+        if self.seq_len < 2:
+            raise ConfigError(f"TrainConfig.seq_len must be at least 2, got {self.seq_len}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"TrainConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.mu < 0 or self.weight_decay < 0 or self.warmup_steps < 0:
+            raise ConfigError("TrainConfig.mu, weight_decay and warmup_steps must not be negative")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ConfigError(f"TrainConfig.epochs must be positive when set, got {self.epochs}")
+        if self.target_modules is not None:
+            object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """The part of a LoRA configuration that shapes or scales the adapter; stored in its metadata."""
+
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: tuple[str, ...]
+
+    @classmethod
+    def for_base(cls, cfg: TrainConfig, architecture: str) -> LoraSpec:
+        """The spec ``cfg`` asks for on a base of this architecture."""
+        targets = cfg.target_modules or default_target_modules(architecture)
+        return cls(cfg.r, cfg.alpha, cfg.dropout, tuple(sorted(targets)))
+
+    @property
+    def scaling(self) -> float:
+        """LoRA's output scale alpha / r."""
+        return self.alpha / self.r
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys, no spaces), as written into adapter metadata."""
+        d = asdict(self)
+        d["target_modules"] = list(self.target_modules)
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> LoraSpec:
+        """Parse ``to_json`` output; raises ``ValueError``/``KeyError``/``TypeError`` on anything else."""
+        d: dict[str, Any] = json.loads(text)
+        spec = cls(int(d["r"]), int(d["alpha"]), float(d["dropout"]), tuple(str(t) for t in d["target_modules"]))
+        if spec.r <= 0 or not spec.target_modules:
+            raise ValueError("r must be positive and target_modules non-empty")
+        return spec
+
+    def to_peft(self) -> Any:
+        """The matching ``peft.LoraConfig`` for a causal LM."""
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.r,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=list(self.target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
