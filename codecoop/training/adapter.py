@@ -227,10 +227,9 @@ class Adapter:
         weights hash is recomputed, so an adapter trained on it is not mistaken for one on the base.
         """
         self.check_fits(base)
-        from peft import get_peft_model, set_peft_model_state_dict
+        from peft import set_peft_model_state_dict
 
-        clone = copy.deepcopy(base.model)
-        peft_model = get_peft_model(clone, self.lora.to_peft())
+        peft_model = _wrap(copy.deepcopy(base.model), self.lora)
         set_peft_model_state_dict(peft_model, {k: v.to(base.device) for k, v in self.tensors.items()})
         merged = peft_model.merge_and_unload()
         merged.requires_grad_(False)
@@ -246,6 +245,16 @@ class Adapter:
         )
 
 
+def _wrap(model: Any, spec: LoraSpec) -> Any:
+    """Inject LoRA layers into ``model`` in place and return the peft wrapper."""
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        # peft 0.21 reads a transformers attribute that transformers 5 deprecates; nothing to act on.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, spec.to_peft())
+
+
 @contextlib.contextmanager
 def attached(base: BaseModel, adapter: Adapter | None, spec: LoraSpec | None = None) -> Iterator[Any]:
     """Wrap ``base.model`` with LoRA layers (loaded from ``adapter``, or freshly initialised from ``spec``).
@@ -254,7 +263,7 @@ def attached(base: BaseModel, adapter: Adapter | None, spec: LoraSpec | None = N
     again, so the shared base model is never left modified. Fresh LoRA A matrices are drawn from
     torch's global generator: seed it first for reproducible runs.
     """
-    from peft import get_peft_model, set_peft_model_state_dict
+    from peft import set_peft_model_state_dict
 
     if adapter is None and spec is None:
         raise TrainingError("attached() needs an adapter or a LoRA spec")
@@ -262,10 +271,7 @@ def attached(base: BaseModel, adapter: Adapter | None, spec: LoraSpec | None = N
         adapter.check_fits(base)
         spec = adapter.lora
     assert spec is not None
-    with warnings.catch_warnings():
-        # peft 0.21 reads a transformers attribute that transformers 5 deprecates; nothing to act on.
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        peft_model = get_peft_model(base.model, spec.to_peft())
+    peft_model = _wrap(base.model, spec)
     try:
         if adapter is not None:
             result = set_peft_model_state_dict(peft_model, {k: v.to(base.device) for k, v in adapter.tensors.items()})
