@@ -138,11 +138,18 @@ class IpfsStore:
         cid = parse_cid(cid)
         opts = {"offline": "true", "timeout": f"{int(self.has_timeout * 1000)}ms"}
         try:
-            self._client.block.stat(cid, opts=opts, timeout=self.has_timeout + 5)
-        except ipfs_errors.ErrorResponse:
+            self._call(
+                f"has {cid}",
+                lambda: self._client.block.stat(cid, opts=opts, timeout=self.has_timeout + 5),
+                cid=cid,
+            )
+        except ObjectNotFound:
             return False
-        except ipfs_errors.Error as exc:
-            raise self._translate(exc, f"has {cid}", cid) from exc
+        except StoreUnavailable:
+            raise
+        except StorageError:
+            # Any other refusal (js-ipfs: "request timed out") means the block is not held here.
+            return False
         return True
 
     # --- helpers -----------------------------------------------------------------------------
@@ -153,7 +160,10 @@ class IpfsStore:
 
     def _call(self, what: str, request: Any, *, cid: str | None = None) -> Any:
         try:
-            return request()
+            with warnings.catch_warnings():
+                # ipfshttpclient hands urllib3 2 an option it warns about on every new connection.
+                warnings.filterwarnings("ignore", "The 'strict' parameter", FutureWarning)
+                return request()
         except ipfs_errors.Error as exc:
             raise self._translate(exc, what, cid) from exc
 
@@ -180,7 +190,9 @@ class IpfsStore:
 
     def _alive(self) -> bool:
         try:
-            self._client.version(timeout=2)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "The 'strict' parameter", FutureWarning)
+                self._client.version(timeout=2)
         except ipfs_errors.Error:
             return False
         return True
