@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -142,12 +143,15 @@ class P2PHost:
         self._pubsub: Pubsub | None = None
         self._router: GossipSub | None = None
         self._addrs: list[str] = []
+        self.fetch_server: FetchServer | None = None
+        """Serves ``store`` to peers (``None`` without a store); its ``handle`` is the stream handler."""
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> P2PHost:
         """Start the host thread; return once it listens and has joined the topic."""
         if self._thread is not None:
             raise P2PError("this P2PHost was already started; make a new one to restart")
+        _check_port_free(self.config.listen)
         self._thread = threading.Thread(
             target=self._run, name=f"libp2p-{self.peer_id[-6:]}", daemon=True
         )
@@ -347,8 +351,8 @@ class P2PHost:
         pubsub = Pubsub(host, router)
         pubsub.set_topic_validator(self.topic, self._validate, is_async_validator=False)
         if self.store is not None:
-            server = FetchServer(self.store, max_size=self.config.max_object_size)
-            host.set_stream_handler(FETCH_PROTOCOL, server.handle)
+            self.fetch_server = FetchServer(self.store, max_size=self.config.max_object_size)
+            host.set_stream_handler(FETCH_PROTOCOL, self.fetch_server.handle)
         self._host, self._pubsub, self._router = host, pubsub, router
         async with host.run(listen_addrs=listen):
             async with background_trio_service(pubsub), background_trio_service(router):
@@ -426,3 +430,31 @@ class P2PHost:
 
     async def _connected_peers(self) -> list[str]:
         return sorted(p.to_base58() for p in await self._connected_ids())
+
+
+def _check_port_free(listen: str) -> None:
+    """Refuse a TCP port another process listens on.
+
+    py-libp2p listens with SO_REUSEPORT (for hole punching), so a second node on a taken port
+    would start and silently share its connections with the first; a plain bind detects that.
+    """
+    addr = multiaddr.Multiaddr(listen)
+    try:
+        port = int(addr.value_for_protocol("tcp"))
+    except Exception:  # not a TCP address: nothing to check here
+        return
+    if port == 0:
+        return
+    for family, proto in ((socket.AF_INET, "ip4"), (socket.AF_INET6, "ip6")):
+        try:
+            host = addr.value_for_protocol(proto)
+        except Exception:  # this address family is not in the multiaddr
+            continue
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise P2PError(
+                    f"cannot listen on {listen}: {exc.strerror}; another node (or program) has "
+                    "this port: pick another in the p2p listen address"
+                ) from None
