@@ -1,0 +1,56 @@
+"""The chain layer: compile, deploy, typed clients, event reads; embedded eth-tester or JSON-RPC.
+
+Names are imported lazily so that ``import codecoop.chain`` does not load web3 until it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "connect",
+    "Chain",
+    "TxResult",
+    "EMBEDDED",
+    "deploy",
+    "Deployment",
+    "DeploymentRecord",
+    "FederationParams",
+    "TOKEN_UNIT",
+    "compile_contracts",
+    "cid_to_bytes",
+    "cid_from_bytes",
+    "Ballot",
+    "Phase",
+    "MemberStatus",
+    "ProposalState",
+    "reverts",
+]
+
+_WHERE = {
+    "connect": "backend",
+    "Chain": "backend",
+    "TxResult": "backend",
+    "EMBEDDED": "backend",
+    "deploy": "deployment",
+    "Deployment": "deployment",
+    "DeploymentRecord": "deployment",
+    "FederationParams": "params",
+    "TOKEN_UNIT": "params",
+    "compile_contracts": "compile",
+    "cid_to_bytes": "cid",
+    "cid_from_bytes": "cid",
+    "Ballot": "clients",
+    "Phase": "clients",
+    "MemberStatus": "clients",
+    "ProposalState": "clients",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "reverts":
+        return importlib.import_module("codecoop.chain.reverts")
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"codecoop.chain.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'codecoop.chain' has no attribute {name!r}")

@@ -1,0 +1,588 @@
+"""Typed clients, one per contract: methods take and return plain dataclasses, events come decoded.
+
+Writes take the signing ``LocalAccount`` first; reads need none. CIDs are strings on this side and
+binary CIDv1 on the chain (see :mod:`codecoop.chain.cid`).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_abi import encode as abi_encode
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+from web3.logs import DISCARD
+
+from codecoop.chain.backend import Chain, TxResult
+from codecoop.chain.cid import cid_from_bytes, cid_to_bytes
+
+__all__ = [
+    "Event",
+    "Phase",
+    "MemberStatus",
+    "ProposalState",
+    "Ballot",
+    "RoundInfo",
+    "UpdateInfo",
+    "Participation",
+    "Submitted",
+    "FinalizeResult",
+    "ClaimResult",
+    "MemberInfo",
+    "VersionInfo",
+    "CharterInfo",
+    "RoundParams",
+    "ContractClient",
+    "TokenClient",
+    "MembersClient",
+    "RoundsClient",
+    "ModelsClient",
+    "GovernorClient",
+    "TimelockClient",
+]
+
+
+class Phase(enum.IntEnum):
+    NONE = 0
+    SUBMIT = 1
+    COMMIT = 2
+    REVEAL = 3
+    FINALIZABLE = 4
+    CONFIRM = 5
+    COMPLETED = 6
+    FAILED = 7
+
+
+class MemberStatus(enum.IntEnum):
+    NONE = 0
+    PENDING = 1
+    ACTIVE = 2
+    SUSPENDED = 3
+    REMOVED = 4
+
+
+class ProposalState(enum.IntEnum):
+    PENDING = 0
+    ACTIVE = 1
+    CANCELED = 2
+    DEFEATED = 3
+    SUCCEEDED = 4
+    QUEUED = 5
+    EXPIRED = 6
+    EXECUTED = 7
+
+
+def _opt_cid(raw: bytes) -> str | None:
+    return cid_from_bytes(raw) if raw else None
+
+
+def _cid_of(codec: int, digest: bytes) -> str | None:
+    """The CID string of a codec byte and sha2-256 digest as stored on-chain (None for codec 0)."""
+    return cid_from_bytes(bytes([0x01, codec, 0x12, 0x20]) + bytes(digest)) if codec else None
+
+
+def _ids(mask: int) -> tuple[int, ...]:
+    return tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A decoded contract event."""
+
+    name: str
+    args: Mapping[str, Any]
+    block: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class Ballot:
+    """All of one member's votes in a round: committed as one hash, revealed in one transaction.
+
+    ``loss_delta`` is base loss minus loss with the update on the voter's held-out data, in micro-nats.
+    """
+
+    update_ids: tuple[int, ...]
+    approve: tuple[bool, ...]
+    loss_delta: tuple[int, ...]
+    salt: bytes = field(default_factory=lambda: os.urandom(32))
+
+    @classmethod
+    def of(cls, votes: Mapping[int, tuple[bool, int]], salt: bytes | None = None) -> Ballot:
+        """A ballot from ``{update_id: (approve, loss_delta)}``, ids sorted, with a random salt unless given."""
+        ids = tuple(sorted(votes))
+        return cls(
+            update_ids=ids,
+            approve=tuple(bool(votes[i][0]) for i in ids),
+            loss_delta=tuple(int(votes[i][1]) for i in ids),
+            salt=salt if salt is not None else os.urandom(32),
+        )
+
+    def commitment(self, round_id: int, voter: str) -> bytes:
+        """keccak256(abi.encode(round, voter, updateIds, approve, lossDelta, salt)), as RoundManager computes it."""
+        return keccak(
+            abi_encode(
+                ["uint256", "address", "uint16[]", "bool[]", "int64[]", "bytes32"],
+                [round_id, voter, list(self.update_ids), list(self.approve), list(self.loss_delta), self.salt],
+            )
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "update_ids": list(self.update_ids),
+            "approve": list(self.approve),
+            "loss_delta": list(self.loss_delta),
+            "salt": self.salt.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Ballot:
+        return cls(
+            update_ids=tuple(data["update_ids"]),
+            approve=tuple(data["approve"]),
+            loss_delta=tuple(data["loss_delta"]),
+            salt=bytes.fromhex(data["salt"]),
+        )
+
+
+@dataclass(frozen=True)
+class RoundParams:
+    submit_window: int
+    commit_window: int
+    reveal_window: int
+    confirm_window: int
+    quorum_bps: int
+    confirmations: int
+    max_updates: int
+    reward_bound: int
+    submit_reward: int
+    voter_reward: int
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    round: int
+    phase: Phase
+    submit_end: int
+    commit_end: int
+    reveal_end: int
+    confirm_end: int
+    accepted_ids: tuple[int, ...]
+    update_count: int
+    revealed_count: int
+    epoch: int
+    confirmations: int
+    quorum_bps: int
+    max_updates: int
+    reward_bound: int
+    submit_reward: int
+    voter_reward: int
+    requested: int
+    granted: int
+    base_cid: str | None
+    global_cid: str | None
+
+
+@dataclass(frozen=True)
+class UpdateInfo:
+    round: int
+    update_id: int
+    submitter: str
+    cid: str
+    approvals: int
+    rejections: int
+    approved_delta_sum: int
+
+
+@dataclass(frozen=True)
+class Participation:
+    voted_ids: tuple[int, ...]
+    approved_ids: tuple[int, ...]
+    own_update: int | None
+    committed: bool
+    revealed: bool
+    confirmed: bool
+    claimed: bool
+
+
+@dataclass(frozen=True)
+class Submitted:
+    round: int
+    update_id: int
+    tx: TxResult
+
+
+@dataclass(frozen=True)
+class FinalizeResult:
+    round: int
+    accepted_ids: tuple[int, ...]
+    epoch: int
+    requested: int
+    granted: int
+    tx: TxResult
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    round: int
+    entitlement: int
+    amount: int
+    minted: int
+    tx: TxResult
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    address: str
+    status: MemberStatus
+    peer_id: str
+    multiaddrs: tuple[str, ...]
+    meta_cid: str | None
+    joined_block: int
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    id: int
+    tag: str
+    cid: str
+    parent: int
+    metrics_cid: str | None
+    base_model_id: str
+    released_block: int
+
+
+@dataclass(frozen=True)
+class CharterInfo:
+    cid: str
+    base_model_id: str
+    base_weights_hash: str
+
+
+class ContractClient:
+    """Common plumbing: the bound web3 contract, sending, calling and event reads."""
+
+    name = ""
+
+    def __init__(self, chain: Chain, address: str, abi: list):
+        self.chain = chain
+        self.address = address
+        self.contract = chain.w3.eth.contract(address=address, abi=abi)
+
+    def _send(self, account: LocalAccount, fn: str, *args: Any, gas: int | None = None) -> TxResult:
+        return self.chain.transact(self.contract.functions[fn](*args), account, gas=gas)
+
+    def _call(self, fn: str, *args: Any) -> Any:
+        return self.chain.call(self.contract.functions[fn](*args))
+
+    def encode(self, fn: str, *args: Any) -> bytes:
+        """Calldata for ``fn(*args)`` (for governance proposals)."""
+        return bytes.fromhex(self.contract.encode_abi(fn, args=list(args))[2:])
+
+    def events(self, name: str, from_block: int = 0, to_block: int | str = "latest", **filters: Any) -> list[Event]:
+        """Every ``name`` event in the block range, oldest first, optionally filtered on indexed arguments."""
+        logs = self.contract.events[name].get_logs(
+            from_block=from_block, to_block=to_block, argument_filters=filters or None
+        )
+        return [_event(log) for log in logs]
+
+    def receipt_events(self, tx: TxResult, name: str) -> list[Event]:
+        """The ``name`` events this contract emitted in one transaction."""
+        return [_event(log) for log in self.contract.events[name]().process_receipt(tx.receipt, errors=DISCARD)]
+
+
+def _event(log: Any) -> Event:
+    return Event(
+        name=log["event"],
+        args=dict(log["args"]),
+        block=log["blockNumber"],
+        tx_hash=log["transactionHash"].hex(),
+        log_index=log["logIndex"],
+    )
+
+
+class TokenClient(ContractClient):
+    name = "ContributionToken"
+
+    def balance_of(self, account: str) -> int:
+        return self._call("balanceOf", account)
+
+    def total_supply(self) -> int:
+        return self._call("totalSupply")
+
+    def votes(self, account: str) -> int:
+        return self._call("getVotes", account)
+
+    def delegates(self, account: str) -> str:
+        return self._call("delegates", account)
+
+    def delegate(self, account: LocalAccount, to: str | None = None) -> TxResult:
+        return self._send(account, "delegate", to or account.address)
+
+    def transfer(self, account: LocalAccount, to: str, amount: int) -> TxResult:
+        return self._send(account, "transfer", to, amount)
+
+    def current_epoch(self) -> int:
+        return self._call("currentEpoch")
+
+    def current_epoch_start(self) -> int:
+        return self._call("currentEpochStart")
+
+    def epoch_of(self, block: int) -> int:
+        return self._call("epochOf", block)
+
+    def reserved_in(self, epoch: int) -> int:
+        """Tokens reserved from an epoch's cap."""
+        return self._call("reservedIn", epoch)
+
+    def member_minted(self, epoch: int, member: str) -> int:
+        return self._call("memberMinted", epoch, member)
+
+    def caps(self) -> tuple[int, int]:
+        """(epochCap, memberEpochCap)."""
+        return self._call("epochCap"), self._call("memberEpochCap")
+
+
+class MembersClient(ContractClient):
+    name = "MemberRegistry"
+
+    def join(self, account: LocalAccount, peer_id: str, multiaddrs: Sequence[str] = (), meta_cid: str | None = None) -> TxResult:
+        return self._send(account, "join", peer_id, list(multiaddrs), cid_to_bytes(meta_cid) if meta_cid else b"")
+
+    def update_endpoint(self, account: LocalAccount, peer_id: str, multiaddrs: Sequence[str]) -> TxResult:
+        return self._send(account, "updateEndpoint", peer_id, list(multiaddrs))
+
+    def status(self, account: str) -> MemberStatus:
+        return MemberStatus(self._call("statusOf", account))
+
+    def is_active(self, account: str) -> bool:
+        return self._call("isActive", account)
+
+    def member(self, account: str) -> MemberInfo:
+        status, joined, peer_id, addrs, meta = self._call("memberOf", account)
+        return MemberInfo(account, MemberStatus(status), peer_id, tuple(addrs), _opt_cid(meta), joined)
+
+    def all_members(self) -> list[str]:
+        return list(self._call("allMembers"))
+
+    def active_members(self) -> list[MemberInfo]:
+        """Active members with their libp2p endpoints (peer discovery)."""
+        members = (self.member(a) for a in self.all_members())
+        return [m for m in members if m.status is MemberStatus.ACTIVE]
+
+    def active_count(self) -> int:
+        return self._call("activeCount")
+
+
+_ALLOCATED_ABI = [
+    {
+        "anonymous": False,
+        "name": "Allocated",
+        "type": "event",
+        "inputs": [
+            {"indexed": True, "name": "member", "type": "address"},
+            {"indexed": True, "name": "epoch", "type": "uint256"},
+            {"indexed": False, "name": "ref", "type": "bytes32"},
+            {"indexed": False, "name": "minted", "type": "uint256"},
+        ],
+    }
+]
+
+
+class RoundsClient(ContractClient):
+    name = "RoundManager"
+
+    # -- writes
+    def open_round(self, account: LocalAccount) -> int:
+        tx = self._send(account, "openRound")
+        return self.receipt_events(tx, "RoundOpened")[0].args["round"]
+
+    def submit_update(
+        self, account: LocalAccount, round_id: int, cid: str, n_samples: int, meta_cid: str | None = None
+    ) -> Submitted:
+        tx = self._send(
+            account, "submitUpdate", round_id, cid_to_bytes(cid), n_samples, cid_to_bytes(meta_cid) if meta_cid else b""
+        )
+        return Submitted(round_id, self.receipt_events(tx, "UpdateSubmitted")[0].args["updateId"], tx)
+
+    def commit_votes(self, account: LocalAccount, round_id: int, ballot: Ballot) -> TxResult:
+        return self._send(account, "commitVotes", round_id, ballot.commitment(round_id, account.address))
+
+    def reveal_votes(self, account: LocalAccount, round_id: int, ballot: Ballot) -> TxResult:
+        return self._send(
+            account,
+            "revealVotes",
+            round_id,
+            list(ballot.update_ids),
+            list(ballot.approve),
+            list(ballot.loss_delta),
+            ballot.salt,
+        )
+
+    def finalize(self, account: LocalAccount, round_id: int) -> FinalizeResult:
+        tx = self._send(account, "finalize", round_id)
+        args = self.receipt_events(tx, "RoundFinalized")[0].args
+        return FinalizeResult(round_id, _ids(args["acceptedMask"]), args["epoch"], args["requested"], args["granted"], tx)
+
+    def confirm_aggregate(self, account: LocalAccount, round_id: int, cid: str) -> TxResult:
+        return self._send(account, "confirmAggregate", round_id, cid_to_bytes(cid))
+
+    def claim(self, account: LocalAccount, round_id: int) -> ClaimResult:
+        owed = self.entitlement(round_id, account.address)
+        r = self.round(round_id)
+        amount = owed * r.granted // r.requested if r.granted < r.requested else owed
+        tx = self._send(account, "claim", round_id)
+        token = self.chain.w3.eth.contract(address=self._call("token"), abi=_ALLOCATED_ABI)
+        minted = token.events.Allocated().process_receipt(tx.receipt, errors=DISCARD)[0]["args"]["minted"]
+        return ClaimResult(round_id, owed, amount, minted, tx)
+
+    # -- reads
+    def current_round(self) -> int:
+        return self._call("currentRound")
+
+    def phase(self, round_id: int) -> Phase:
+        return Phase(self._call("phase", round_id))
+
+    def round(self, round_id: int) -> RoundInfo:
+        r = self._call("getRound", round_id)
+        return RoundInfo(
+            round=round_id,
+            phase=self.phase(round_id),
+            submit_end=r[0],
+            commit_end=r[1],
+            reveal_end=r[2],
+            confirm_end=r[3],
+            accepted_ids=_ids(r[4]),
+            update_count=r[5],
+            revealed_count=r[6],
+            epoch=r[10],
+            confirmations=r[12],
+            quorum_bps=r[13],
+            max_updates=r[14],
+            reward_bound=r[15],
+            submit_reward=r[16],
+            voter_reward=r[17],
+            requested=r[18],
+            granted=r[19],
+            base_cid=_cid_of(r[8], r[20]),
+            global_cid=_cid_of(r[9], r[21]),
+        )
+
+    def update(self, round_id: int, update_id: int) -> UpdateInfo:
+        u, cid = self._call("getUpdate", round_id, update_id)
+        return UpdateInfo(round_id, update_id, u[0], cid_from_bytes(cid), u[1], u[2], u[3])
+
+    def updates(self, round_id: int) -> list[UpdateInfo]:
+        return [self.update(round_id, i) for i in range(self._call("getRound", round_id)[5])]
+
+    def participation(self, round_id: int, member: str) -> Participation:
+        voted, approved, own, revealed, confirmed, claimed = self._call("participationOf", round_id, member)
+        committed = self._call("commitmentOf", round_id, member) != b"\x00" * 32
+        return Participation(_ids(voted), _ids(approved), own - 1 if own else None, committed, revealed, confirmed, claimed)
+
+    def entitlement(self, round_id: int, member: str) -> int:
+        return self._call("entitlement", round_id, member)
+
+    def current_base(self) -> str | None:
+        return _opt_cid(self._call("currentBase"))
+
+    def params(self) -> RoundParams:
+        return RoundParams(*self._call("params"))
+
+    def aggregation_strategy(self) -> str:
+        return self._call("aggregationStrategy")
+
+
+class ModelsClient(ContractClient):
+    name = "ModelRegistry"
+
+    def charter(self) -> CharterInfo:
+        cid, model, weights = self._call("charter")
+        return CharterInfo(cid_from_bytes(cid), model, "0x" + bytes(weights).hex())
+
+    def version_count(self) -> int:
+        return self._call("versionCount")
+
+    def version(self, version_id: int) -> VersionInfo:
+        return _version(version_id, self._call("version", version_id))
+
+    def version_by_tag(self, tag: str) -> VersionInfo:
+        version_id, v = self._call("versionByTag", tag)
+        return _version(version_id, v)
+
+    def versions(self) -> list[VersionInfo]:
+        return [self.version(i) for i in range(1, self.version_count() + 1)]
+
+    def min_improvement_bps(self) -> int:
+        return self._call("minImprovementBps")
+
+
+def _version(version_id: int, v: Sequence[Any]) -> VersionInfo:
+    tag, cid, parent, metrics, model, block = v
+    return VersionInfo(version_id, tag, cid_from_bytes(cid), parent, _opt_cid(metrics), model, block)
+
+
+class TimelockClient(ContractClient):
+    name = "CoopTimelock"
+
+    def min_delay(self) -> int:
+        return self._call("getMinDelay")
+
+    def has_role(self, role: str, account: str) -> bool:
+        return self._call("hasRole", keccak(text=role) if role != "DEFAULT_ADMIN_ROLE" else b"\x00" * 32, account)
+
+
+class GovernorClient(ContractClient):
+    """The OpenZeppelin Governor: propose, vote, queue, execute (proposal ids as ints)."""
+
+    name = "CoopGovernor"
+
+    def propose(
+        self, account: LocalAccount, calls: Sequence[tuple[str, bytes]], description: str
+    ) -> int:
+        targets = [t for t, _ in calls]
+        tx = self._send(account, "propose", targets, [0] * len(calls), [c for _, c in calls], description)
+        return self.receipt_events(tx, "ProposalCreated")[0].args["proposalId"]
+
+    def cast_vote(self, account: LocalAccount, proposal_id: int, support: int, reason: str = "") -> TxResult:
+        """``support``: 0 against, 1 for, 2 abstain."""
+        if reason:
+            return self._send(account, "castVoteWithReason", proposal_id, support, reason)
+        return self._send(account, "castVote", proposal_id, support)
+
+    def queue(self, account: LocalAccount, calls: Sequence[tuple[str, bytes]], description: str) -> TxResult:
+        return self._send(account, "queue", *self._args(calls, description))
+
+    def execute(self, account: LocalAccount, calls: Sequence[tuple[str, bytes]], description: str) -> TxResult:
+        return self._send(account, "execute", *self._args(calls, description))
+
+    def state(self, proposal_id: int) -> ProposalState:
+        return ProposalState(self._call("state", proposal_id))
+
+    def proposal_id(self, calls: Sequence[tuple[str, bytes]], description: str) -> int:
+        return self._call("getProposalId", *self._args(calls, description))
+
+    def deadline(self, proposal_id: int) -> int:
+        return self._call("proposalDeadline", proposal_id)
+
+    def snapshot(self, proposal_id: int) -> int:
+        return self._call("proposalSnapshot", proposal_id)
+
+    def eta(self, proposal_id: int) -> int:
+        return self._call("proposalEta", proposal_id)
+
+    def votes(self, proposal_id: int) -> tuple[int, int, int]:
+        """(against, for, abstain)."""
+        return tuple(self._call("proposalVotes", proposal_id))
+
+    def quorum(self, timepoint: int) -> int:
+        return self._call("quorum", timepoint)
+
+    @staticmethod
+    def _args(calls: Sequence[tuple[str, bytes]], description: str) -> tuple:
+        return [t for t, _ in calls], [0] * len(calls), [c for _, c in calls], keccak(text=description)

@@ -1,0 +1,112 @@
+"""Reverts as typed exceptions.
+
+Every custom error of every contract in the suite (ours and OpenZeppelin's) becomes a subclass of
+:class:`codecoop.errors.ContractRevert` with the error's name, created on first use, so callers can
+write ``except reverts.AlreadySubmitted`` or ``pytest.raises(reverts.WrongPhase)``. The message
+names the contract, the error and its arguments, and adds what to do where that is known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from eth_abi import decode as abi_decode
+from eth_utils import function_signature_to_4byte_selector
+
+from codecoop.errors import ContractRevert
+
+__all__ = ["RevertDecoder", "revert_class", "HINTS"]
+
+_classes: dict[str, type[ContractRevert]] = {}
+
+#: What a user should do about the reverts they can cause.
+HINTS: dict[str, str] = {
+    "NotActiveMember": "join the federation first (codecoop node run joins), or ask governance to approve or reinstate you",
+    "AlreadyMember": "this account already joined; use updateEndpoint to change its peer id or addresses",
+    "WrongPhase": "the round is not in the phase this action needs; check `codecoop round status` and wait for the right window",
+    "PreviousRoundNotDone": "the previous round is still running; finalize it or wait for its confirm window to end",
+    "AlreadySubmitted": "a member submits one update per round",
+    "AlreadyCommitted": "a member commits one vote hash per round",
+    "AlreadyRevealed": "a member reveals once per round",
+    "RevealMismatch": "the revealed votes or salt differ from what was committed; reveal exactly the committed ballot",
+    "SelfVote": "a member never votes on its own update; leave it out of the ballot",
+    "DuplicateVote": "each update appears at most once in a ballot",
+    "AggregateMismatch": "another CID was already confirmed by the quorum; recompute the aggregate from the accepted updates",
+    "NothingToClaim": "this member earned nothing in that round (no accepted update and no vote matching the outcome)",
+    "OwnableUnauthorizedAccount": "only the timelock may do this: make a governance proposal (codecoop dao propose)",
+    "UnauthorizedMinter": "only the RoundManager and the MemberRegistry may mint",
+    "TransfersDisabled": "contribution tokens are not transferable unless governance enables transfers; delegation is always allowed",
+    "InvalidCid": "the contracts take binary CIDv1 with sha2-256 (codec raw or dag-pb)",
+}
+
+_STANDARD = {
+    "0x08c379a0": ("Error", ["string"], ["message"]),
+    "0x4e487b71": ("Panic", ["uint256"], ["code"]),
+}
+
+
+def revert_class(name: str) -> type[ContractRevert]:
+    """The exception class for the custom error ``name`` (created once, shared by every caller)."""
+    cls = _classes.get(name)
+    if cls is None:
+        cls = type(name, (ContractRevert,), {"__module__": __name__, "__doc__": f"The contract reverted with {name}."})
+        _classes[name] = cls
+    return cls
+
+
+def __getattr__(name: str) -> type[ContractRevert]:
+    if name[:1].isupper():
+        return revert_class(name)
+    raise AttributeError(name)
+
+
+def _abi_type(inp: dict) -> str:
+    if inp["type"].startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in inp["components"]) + ")" + inp["type"][5:]
+    return inp["type"]
+
+
+class RevertDecoder:
+    """Maps 4-byte selectors of the suite's custom errors to names and argument types."""
+
+    def __init__(self, abis: Iterable[tuple[str, list]]):
+        self._errors: dict[str, tuple[str, str, list[str], list[str]]] = {}
+        for contract, abi in abis:
+            for item in abi:
+                if item.get("type") != "error":
+                    continue
+                types = [_abi_type(i) for i in item["inputs"]]
+                selector = "0x" + function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})").hex()
+                self._errors.setdefault(selector, (contract, item["name"], types, [i["name"] for i in item["inputs"]]))
+
+    def decode(self, data: str | bytes | None, *, fallback: str = "") -> ContractRevert:
+        """Turn revert data into the typed exception (an ``Unknown`` one when nothing matches)."""
+        if isinstance(data, (bytes, bytearray)):
+            data = "0x" + bytes(data).hex()
+        data = (data or "").lower()
+        selector = data[:10]
+        contract = None
+        if selector in _STANDARD:
+            name, types, names = _STANDARD[selector]
+        elif selector in self._errors:
+            contract, name, types, names = self._errors[selector]
+        else:
+            return revert_class("UnknownRevert")(
+                f"the transaction reverted without a known error ({fallback or data or 'no data'})", error="UnknownRevert"
+            )
+        try:
+            args = abi_decode(types, bytes.fromhex(data[10:]))
+        except Exception:
+            args = ()
+        shown = ", ".join(f"{n}={_show(v)}" for n, v in zip(names, args))
+        where = f"{contract}." if contract else ""
+        message = f"{where}{name}({shown})"
+        if name in HINTS:
+            message += f": {HINTS[name]}"
+        return revert_class(name)(message, error=name, args=args, contract=contract)
+
+
+def _show(value: object) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    return repr(value) if isinstance(value, str) else str(value)
