@@ -69,7 +69,7 @@ def verified_stream(source: BinaryIO, cid: str, *, max_size: int | None = None) 
     return io.BufferedReader(reader, buffer_size=1024 * 1024)  # type: ignore[return-value]
 
 
-class VerifyingReader(io.RawIOBase, BinaryIO):
+class VerifyingReader(io.RawIOBase):
     """Wraps a raw byte stream; hashes what passes through and checks the CID at the end.
 
     The read that reaches the end of the underlying stream raises ``IntegrityError`` instead of

@@ -39,6 +39,7 @@ _CODEC_RAW = 0x55
 _CODEC_DAG_PB = 0x70
 _SHA2_256 = 0x12
 _UNIXFS_FILE = 2
+_CANONICAL_LENGTH = 59  # "b" + base32 of 36 bytes (version, codec, sha2-256 multihash header, digest)
 
 
 def parse_cid(text: str) -> str:
@@ -54,6 +55,9 @@ def parse_cid(text: str) -> str:
     """
     if not isinstance(text, str) or not text or len(text) > 200:
         raise InvalidCID(f"not a CID: {text!r:.80}")
+    canonical = _canonical_fast(text)
+    if canonical is not None:
+        return canonical
     try:
         cid = CID.decode(text.strip())
     except Exception as exc:  # multiformats raises several unrelated types for bad input
@@ -68,6 +72,23 @@ def parse_cid(text: str) -> str:
     if cid.codec.name not in ("raw", "dag-pb"):
         raise InvalidCID(f"{text} has codec {cid.codec.name}; codecoop CIDs are raw or dag-pb")
     return _cid_string(bytes(cid))
+
+
+def _canonical_fast(text: str) -> str | None:
+    """Recognise an already canonical CID without the general decoder (reads check every CID).
+
+    Returns ``None`` for anything else, which then takes the general path and its error messages.
+    """
+    if len(text) != _CANONICAL_LENGTH or text[0] != "b" or not text.islower():
+        return None
+    try:
+        binary = base64.b32decode(text[1:].upper() + "=" * (-(len(text) - 1) % 8))
+    except ValueError:
+        return None
+    if binary[0] != 1 or binary[1] not in (_CODEC_RAW, _CODEC_DAG_PB) or binary[2:4] != b"\x12\x20":
+        return None
+    # base32 ignores the spare bits of the last character: only the one true spelling passes.
+    return text if _cid_string(binary) == text else None
 
 
 def cid_of(data: bytes | bytearray | memoryview) -> str:

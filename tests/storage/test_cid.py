@@ -66,3 +66,8 @@ def test_parse_cid_canonicalises_other_bases_to_base32() -> None:
 def test_malformed_or_foreign_cids_are_refused(text: str) -> None:
     with pytest.raises(InvalidCID):
         parse_cid(text)
+
+
+def test_parse_cid_canonicalises_upper_case_base32() -> None:
+    cid = cid_of(b"hello")
+    assert parse_cid("B" + cid[1:].upper()) == cid

@@ -39,7 +39,7 @@ def fake_api() -> Iterator[Callable[[bytes, float], str]]:
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)
         return f"/ip4/127.0.0.1/tcp/{server.server_address[1]}/http"
 
