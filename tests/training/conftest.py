@@ -9,8 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from codecoop.training import BaseModel, CodeCorpus, load_base
+
+# One intra-op thread: on a shared 2-core machine two OpenMP threads competing with other
+# processes run ten times slower than one, and a fixed thread count keeps float sums identical
+# from run to run.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
