@@ -45,7 +45,8 @@ def _payload(size: int) -> bytes:
 
 
 def _rate(size: int, fn: Callable[[], Any], repeats: int) -> float:
-    """Median throughput of ``fn`` over ``repeats`` runs, in MB/s."""
+    """Median throughput of ``fn`` over ``repeats`` runs after one warm-up run, in MB/s."""
+    fn()  # page cache, connections and allocator warm for every contender alike
     times = []
     for _ in range(repeats):
         started = time.perf_counter()

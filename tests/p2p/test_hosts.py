@@ -216,3 +216,11 @@ def test_calls_on_a_stopped_host_say_so(tmp_path: Path) -> None:
     with pytest.raises(P2PError, match="not running"):
         host.announce(1, cid_of(b"x"))
 
+
+
+def test_peers_listed_by_the_member_registry_hook_are_dialled(hosts: list[P2PHost], tmp_path: Path) -> None:
+    a = hosts[0]
+    config = P2PConfig(federation=FED, identity_path=tmp_path / "libp2p.key")
+    with P2PHost(config, Account.create(), member_peers=lambda: [a.addrs[0]]) as newcomer:
+        newcomer.wait_for_mesh(1)
+        assert a.peer_id in newcomer.peers()
