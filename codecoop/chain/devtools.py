@@ -44,6 +44,12 @@ class DevFederation:
         cls, n: int, params: FederationParams | None = None, *, chain: Chain | None = None, delegate: bool = True
     ) -> DevFederation:
         chain = chain or connect()
+        if params is None:
+            # every transaction mines a block on a dev chain: windows must fit one per member
+            w = 2 * n + 10
+            params = FederationParams(
+                submit_window=max(30, w), commit_window=max(20, w), reveal_window=max(20, w), confirm_window=max(30, w)
+            )
         deployment = deploy(chain, params)
         fed = cls(chain, deployment, [])
         fed.add_members(n, delegate=delegate)
