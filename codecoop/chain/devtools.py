@@ -122,3 +122,17 @@ class DevFederation:
                     rec.gas["claim"].append(result.tx.gas_used)
                     rec.minted[i] = result.minted
         return rec
+
+    def pass_proposal(self, calls: list[tuple[str, bytes]], description: str, *, voters: list[int] | None = None) -> int:
+        """Take a proposal through the DAO: propose, vote for (every member by default), queue, wait, execute."""
+        gov = self.d.governor
+        proposer = self.members[0]
+        proposal = gov.propose(proposer, calls, description)
+        self.chain.mine(self.d.params.voting_delay + 1)
+        for i in range(len(self.members)) if voters is None else voters:
+            gov.cast_vote(self.members[i], proposal, 1)
+        self.chain.mine_to(gov.deadline(proposal) + 1)
+        gov.queue(proposer, calls, description)
+        self.chain.time_travel(self.d.params.timelock_delay + 1)
+        gov.execute(proposer, calls, description)
+        return proposal

@@ -1,0 +1,334 @@
+"""RoundManager: the round's phases, every revert path, acceptance and reward rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from codecoop.chain import reverts
+from codecoop.chain.cid import cid_to_bytes
+from codecoop.chain.clients import Ballot, Phase
+from codecoop.chain.deployment import raw_cid
+from codecoop.errors import ContractRevert
+
+
+def cid(text: str) -> str:
+    return raw_cid(text.encode())
+
+
+def open_with_updates(fed, submitters=(0, 1, 2, 3)):
+    """Open a round and let ``submitters`` submit; returns (round id, RoundInfo)."""
+    rounds = fed.d.rounds
+    r = rounds.open_round(fed.members[0])
+    for i in submitters:
+        rounds.submit_update(fed.members[i], r, cid(f"u{r}-{i}"), 100 + i)
+    return r, rounds.round(r)
+
+
+def to_phase(fed, r, phase: Phase):
+    info = fed.d.rounds.round(r)
+    target = {
+        Phase.COMMIT: info.submit_end + 1,
+        Phase.REVEAL: info.commit_end + 1,
+        Phase.FINALIZABLE: info.reveal_end + 1,
+    }[phase]
+    fed.chain.mine_to(target)
+    assert fed.d.rounds.phase(r) is phase
+
+
+def vote_all(fed, r, votes, voters=(0, 1, 2, 3)):
+    """Commit and reveal ``votes(voter, update) -> (approve, delta)`` for every other member's update."""
+    rounds = fed.d.rounds
+    owners = {u.update_id: fed.members.index(next(m for m in fed.members if m.address == u.submitter)) for u in rounds.updates(r)}
+    ballots = {i: Ballot.of({u: votes(i, u) for u, owner in owners.items() if owner != i}) for i in voters}
+    to_phase(fed, r, Phase.COMMIT)
+    for i in voters:
+        rounds.commit_votes(fed.members[i], r, ballots[i])
+    to_phase(fed, r, Phase.REVEAL)
+    for i in voters:
+        rounds.reveal_votes(fed.members[i], r, ballots[i])
+    to_phase(fed, r, Phase.FINALIZABLE)
+    return ballots
+
+
+# ------------------------------------------------------------------ the happy path
+
+
+def test_a_round_passes_through_every_phase_and_completes_on_k_matching_confirmations(fed):
+    rounds = fed.d.rounds
+    r, info = open_with_updates(fed)
+    assert info.phase is Phase.SUBMIT and info.update_count == 4 and info.base_cid is None
+    vote_all(fed, r, lambda v, u: (True, 40_000))
+    result = rounds.finalize(fed.members[0], r)
+    assert result.accepted_ids == (0, 1, 2, 3)
+    assert rounds.phase(r) is Phase.CONFIRM
+    agg = cid("aggregate")
+    rounds.confirm_aggregate(fed.members[0], r, agg)
+    assert rounds.phase(r) is Phase.CONFIRM  # k = 2
+    rounds.confirm_aggregate(fed.members[1], r, agg)
+    assert rounds.phase(r) is Phase.COMPLETED
+    assert rounds.round(r).global_cid == agg
+    assert rounds.current_base() == agg
+    r2 = rounds.open_round(fed.members[2])
+    assert rounds.round(r2).base_cid == agg
+
+
+def test_update_cids_and_sample_counts_are_recorded_exactly(fed):
+    rounds = fed.d.rounds
+    r = rounds.open_round(fed.members[0])
+    c = cid("exact")
+    meta = cid("meta")
+    rounds.submit_update(fed.members[1], r, c, 4242, meta)
+    assert rounds.update(r, 0).cid == c
+    assert rounds.update(r, 0).submitter == fed.members[1].address
+    (event,) = rounds.events("UpdateSubmitted", round=r)
+    assert event.args["nSamples"] == 4242
+    assert event.args["metaCid"] == cid_to_bytes(meta)
+
+
+# ------------------------------------------------------------------ revert paths
+
+
+def test_submitting_twice_in_a_round_reverts_AlreadySubmitted(fed):
+    r, _ = open_with_updates(fed, submitters=(1,))
+    with pytest.raises(reverts.AlreadySubmitted) as e:
+        fed.d.rounds.submit_update(fed.members[1], r, cid("again"), 1)
+    assert "one update per round" in str(e.value)
+    assert isinstance(e.value, ContractRevert) and e.value.error == "AlreadySubmitted"
+
+
+def test_submitting_after_the_submit_window_reverts_WrongPhase(fed):
+    r, _ = open_with_updates(fed, submitters=())
+    to_phase(fed, r, Phase.COMMIT)
+    with pytest.raises(reverts.WrongPhase):
+        fed.d.rounds.submit_update(fed.members[0], r, cid("late"), 1)
+
+
+def test_submitting_to_a_round_that_was_never_opened_reverts_UnknownRound(fed):
+    with pytest.raises(reverts.UnknownRound):
+        fed.d.rounds.submit_update(fed.members[0], 99, cid("x"), 1)
+
+
+def test_a_non_member_cannot_open_submit_or_vote(fed):
+    outsider = fed.chain.new_account()
+    with pytest.raises(reverts.NotActiveMember):
+        fed.d.rounds.open_round(outsider)
+    r, _ = open_with_updates(fed, submitters=())
+    with pytest.raises(reverts.NotActiveMember):
+        fed.d.rounds.submit_update(outsider, r, cid("x"), 1)
+
+
+def test_zero_samples_and_malformed_cids_are_refused(fed):
+    r, _ = open_with_updates(fed, submitters=())
+    with pytest.raises(reverts.ZeroSamples):
+        fed.d.rounds.submit_update(fed.members[0], r, cid("x"), 0)
+    bad = bytearray(cid_to_bytes(cid("x")))
+    bad[2] = 0x13  # sha2-512 code with a 32-byte length: not a sha2-256 CID
+    with pytest.raises(reverts.InvalidCid):
+        fed.chain.transact(
+            fed.d.rounds.contract.functions.submitUpdate(r, bytes(bad), 1, b""), fed.members[0]
+        )
+
+
+def test_opening_a_round_while_the_previous_one_runs_reverts(fed):
+    open_with_updates(fed, submitters=())
+    with pytest.raises(reverts.PreviousRoundNotDone):
+        fed.d.rounds.open_round(fed.members[1])
+
+
+def test_a_reveal_that_does_not_match_the_commitment_reverts_RevealMismatch(fed):
+    rounds = fed.d.rounds
+    r, _ = open_with_updates(fed)
+    to_phase(fed, r, Phase.COMMIT)
+    ballot = Ballot.of({1: (True, 10), 2: (False, -5)})
+    rounds.commit_votes(fed.members[0], r, ballot)
+    to_phase(fed, r, Phase.REVEAL)
+    changed = Ballot.of({1: (True, 10), 2: (True, -5)}, salt=ballot.salt)
+    with pytest.raises(reverts.RevealMismatch):
+        rounds.reveal_votes(fed.members[0], r, changed)
+    rounds.reveal_votes(fed.members[0], r, ballot)
+    with pytest.raises(reverts.AlreadyRevealed):
+        rounds.reveal_votes(fed.members[0], r, ballot)
+
+
+def test_voting_on_ones_own_update_reverts_SelfVote(fed):
+    rounds = fed.d.rounds
+    r, _ = open_with_updates(fed)
+    to_phase(fed, r, Phase.COMMIT)
+    ballot = Ballot.of({0: (True, 1), 1: (True, 1)})  # member 0 owns update 0
+    rounds.commit_votes(fed.members[0], r, ballot)
+    to_phase(fed, r, Phase.REVEAL)
+    with pytest.raises(reverts.SelfVote):
+        rounds.reveal_votes(fed.members[0], r, ballot)
+
+
+def test_duplicate_and_unknown_update_ids_in_a_ballot_revert(fed):
+    rounds = fed.d.rounds
+    r, _ = open_with_updates(fed)
+    to_phase(fed, r, Phase.COMMIT)
+    dup = Ballot(update_ids=(1, 1), approve=(True, True), loss_delta=(1, 1))
+    unknown = Ballot(update_ids=(7,), approve=(True,), loss_delta=(1,))
+    rounds.commit_votes(fed.members[0], r, dup)
+    rounds.commit_votes(fed.members[1], r, unknown)
+    with pytest.raises(reverts.AlreadyCommitted):
+        rounds.commit_votes(fed.members[1], r, unknown)
+    to_phase(fed, r, Phase.REVEAL)
+    with pytest.raises(reverts.DuplicateVote):
+        rounds.reveal_votes(fed.members[0], r, dup)
+    with pytest.raises(reverts.UnknownUpdate):
+        rounds.reveal_votes(fed.members[1], r, unknown)
+
+
+def test_revealing_without_a_commitment_reverts_NoCommitment(fed):
+    r, _ = open_with_updates(fed)
+    to_phase(fed, r, Phase.REVEAL)
+    with pytest.raises(reverts.NoCommitment):
+        fed.d.rounds.reveal_votes(fed.members[2], r, Ballot.of({0: (True, 1)}))
+
+
+def test_finalizing_before_the_reveal_window_ends_reverts_WrongPhase(fed):
+    r, _ = open_with_updates(fed)
+    to_phase(fed, r, Phase.REVEAL)
+    with pytest.raises(reverts.WrongPhase):
+        fed.d.rounds.finalize(fed.members[0], r)
+
+
+def test_confirming_a_different_cid_after_the_quorum_reverts_AggregateMismatch(fed):
+    rounds = fed.d.rounds
+    r, _ = open_with_updates(fed)
+    vote_all(fed, r, lambda v, u: (True, 1_000))
+    rounds.finalize(fed.members[0], r)
+    rounds.confirm_aggregate(fed.members[0], r, cid("good"))
+    rounds.confirm_aggregate(fed.members[1], r, cid("good"))
+    with pytest.raises(reverts.AggregateMismatch):
+        rounds.confirm_aggregate(fed.members[2], r, cid("forged"))
+    rounds.confirm_aggregate(fed.members[3], r, cid("good"))  # late but matching: recorded
+    with pytest.raises(reverts.AlreadyConfirmed):
+        rounds.confirm_aggregate(fed.members[3], r, cid("good"))
+
+
+def test_a_lone_liar_cannot_complete_a_round_with_a_different_cid(fed):
+    rounds = fed.d.rounds
+    r, _ = open_with_updates(fed)
+    vote_all(fed, r, lambda v, u: (True, 1_000))
+    rounds.finalize(fed.members[0], r)
+    rounds.confirm_aggregate(fed.members[0], r, cid("forged"))
+    rounds.confirm_aggregate(fed.members[1], r, cid("honest"))
+    assert rounds.phase(r) is Phase.CONFIRM
+    rounds.confirm_aggregate(fed.members[2], r, cid("honest"))
+    assert rounds.round(r).global_cid == cid("honest")
+
+
+def test_only_members_who_revealed_may_confirm(fed):
+    rounds = fed.d.rounds
+    r, _ = open_with_updates(fed)
+    vote_all(fed, r, lambda v, u: (True, 1_000), voters=(0, 1, 2))
+    rounds.finalize(fed.members[0], r)
+    with pytest.raises(reverts.NotEligible):
+        rounds.confirm_aggregate(fed.members[3], r, cid("agg"))
+
+
+def test_a_round_whose_aggregate_is_never_confirmed_fails_and_keeps_its_base(fed):
+    rounds = fed.d.rounds
+    r, _ = open_with_updates(fed)
+    vote_all(fed, r, lambda v, u: (True, 1_000))
+    rounds.finalize(fed.members[0], r)
+    rounds.confirm_aggregate(fed.members[0], r, cid("only one"))
+    fed.chain.mine_to(rounds.round(r).confirm_end + 1)
+    assert rounds.phase(r) is Phase.FAILED
+    with pytest.raises(reverts.WrongPhase):
+        rounds.confirm_aggregate(fed.members[1], r, cid("only one"))
+    r2 = rounds.open_round(fed.members[1])
+    assert rounds.round(r2).base_cid is None
+    assert [e.args["round"] for e in rounds.events("RoundFailed")] == [r]
+
+
+def test_claiming_twice_or_with_nothing_earned_reverts(fed):
+    rounds = fed.d.rounds
+    r, _ = open_with_updates(fed, submitters=(0,))
+    vote_all(fed, r, lambda v, u: (True, 1_000), voters=(1, 2))
+    with pytest.raises(reverts.WrongPhase):
+        rounds.claim(fed.members[0], r)
+    rounds.finalize(fed.members[1], r)
+    rounds.claim(fed.members[0], r)
+    with pytest.raises(reverts.AlreadyClaimed):
+        rounds.claim(fed.members[0], r)
+    with pytest.raises(reverts.NothingToClaim):
+        rounds.claim(fed.members[3], r)
+
+
+# ------------------------------------------------------------------ acceptance and rewards
+
+
+def test_an_update_is_accepted_when_approvals_exceed_rejections_and_reach_the_quorum(fed):
+    rounds = fed.d.rounds
+    r, _ = open_with_updates(fed)
+    # update 0: all three others approve; update 1: 1 approve, 2 reject; update 2: 2 approve, 1 reject;
+    # update 3: nobody votes on it
+    table = {0: (True, True, True), 1: (True, False, False), 2: (True, True, False)}
+
+    def votes(voter, update):
+        others = [m for m in range(4) if m != update]
+        if update == 3:
+            return (False, 0) if voter == 0 else (False, 0)
+        return (table[update][others.index(voter)], 20_000)
+
+    vote_all(fed, r, votes)
+    result = rounds.finalize(fed.members[0], r)
+    assert result.accepted_ids == (0, 2)
+    decided = {e.args["updateId"]: e.args for e in rounds.events("UpdateDecided", round=r)}
+    assert decided[1]["approvals"] == 1 and decided[1]["rejections"] == 2 and not decided[1]["accepted"]
+    assert not decided[3]["accepted"]
+
+
+def test_an_unvoted_round_completes_on_its_base_without_confirmations(fed):
+    rounds = fed.d.rounds
+    r, _ = open_with_updates(fed, submitters=(0,))
+    to_phase(fed, r, Phase.FINALIZABLE)
+    result = rounds.finalize(fed.members[1], r)
+    assert result.accepted_ids == () and result.requested == 0
+    assert rounds.phase(r) is Phase.COMPLETED
+
+
+def test_rewards_follow_the_clamped_mean_of_approvers_loss_delta_and_matching_votes(fed):
+    rounds, p = fed.d.rounds, fed.d.params
+    r, _ = open_with_updates(fed)
+    # each approver reports 60% of the bound; one liar on update 0 reports 100x the bound
+    liar = 1
+
+    def votes(voter, update):
+        return (True, p.reward_bound * 100 if (voter == liar and update == 0) else p.reward_bound * 6 // 10)
+
+    vote_all(fed, r, votes)
+    rounds.finalize(fed.members[0], r)
+    u0 = rounds.update(r, 0)
+    score = u0.approved_delta_sum // u0.approvals
+    # the liar's report is clamped to the bound: the mean moves by at most bound / approvers
+    assert score == (p.reward_bound + 2 * (p.reward_bound * 6 // 10)) // 3
+    expected = p.submit_reward * score // p.reward_bound + 3 * p.voter_reward
+    assert rounds.entitlement(r, fed.members[0].address) == expected
+    before = fed.d.token.balance_of(fed.members[0].address)
+    claimed = rounds.claim(fed.members[0], r)
+    assert claimed.minted == expected
+    assert fed.d.token.balance_of(fed.members[0].address) - before == expected
+
+
+def test_negative_loss_delta_counts_as_zero_improvement(fed):
+    rounds, p = fed.d.rounds, fed.d.params
+    r, _ = open_with_updates(fed, submitters=(0,))
+    vote_all(fed, r, lambda v, u: (True, -(10**9)), voters=(1, 2, 3))
+    rounds.finalize(fed.members[1], r)
+    assert rounds.update(r, 0).approved_delta_sum == 0
+    assert rounds.entitlement(r, fed.members[0].address) == 0
+    assert rounds.entitlement(r, fed.members[1].address) == p.voter_reward
+
+
+def test_only_votes_that_match_the_outcome_earn_the_voter_reward(fed):
+    rounds, p = fed.d.rounds, fed.d.params
+    r, _ = open_with_updates(fed, submitters=(0, 1))
+    vote_all(fed, r, lambda v, u: (v != 3, 10_000), voters=(1, 2, 3))  # member 3 rejects everything
+    rounds.finalize(fed.members[1], r)
+    # update 0: approved by 1 and 2, rejected by 3 -> accepted; update 1: 2 approves, 3 rejects -> tie, rejected
+    assert rounds.round(r).accepted_ids == (0,)
+    assert rounds.entitlement(r, fed.members[3].address) == p.voter_reward  # its rejection of update 1 matched
+    assert rounds.entitlement(r, fed.members[2].address) == p.voter_reward  # its approval of update 0 matched
+    assert rounds.entitlement(r, fed.members[1].address) == p.voter_reward
