@@ -1,6 +1,6 @@
 """Streaming building blocks shared by the strategies.
 
-Every tensor is processed in chunks of ``CHUNK`` elements so that the float64 working buffers stay
+Every tensor is processed in chunks of ``CHUNK`` elements so that the working buffers stay
 in the CPU cache: an aggregation reads each input once and writes the output once, and never holds
 a second copy of all adapters. Only separate, correctly rounded IEEE operations are used (copy,
 add, subtract, multiply, divide, square root, minimum, maximum), never a fused multiply-add or a
@@ -28,6 +28,7 @@ __all__ = [
     "sorting_network",
     "SortedStack",
     "accum_buffer",
+    "sum_dtype",
     "weighted_sum",
 ]
 
@@ -151,20 +152,33 @@ def accum_buffer(size: int = CHUNK) -> torch.Tensor:
     return torch.empty(size, dtype=ACCUM_DTYPE)
 
 
-def weighted_sum(
-    acc: torch.Tensor, tmp: torch.Tensor, inputs: list[torch.Tensor], weights: list[float], start: int, stop: int
-) -> torch.Tensor:
-    """``sum_k inputs[k][start:stop] * weights[k]`` in float64, ``k`` ascending, into ``acc``.
+def sum_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Dtype a weighted sum of tensors of ``dtype`` accumulates in: float32, or float64 for float64."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
-    Each product is rounded once and added in a fixed order; ``acc`` and ``tmp`` are float64
-    buffers of at least ``stop - start`` elements. Returns the filled view of ``acc``.
+
+def weighted_sum(
+    out: torch.Tensor, tmp: torch.Tensor, inputs: list[torch.Tensor], weights: list[float], start: int, stop: int
+) -> torch.Tensor:
+    """``sum_k inputs[k][start:stop] * weights[k]``, ``k`` ascending, into ``out``.
+
+    ``out`` is a view of ``stop - start`` elements and ``tmp`` a buffer of at least as many, both of
+    ``sum_dtype`` of the inputs. Each product is rounded once in that dtype and added in a fixed
+    order: the weighted sum is the one hot loop of FedAvg, and float32 arithmetic on float32
+    adapters does it at memory speed with the precision of the adapters themselves.
     """
     size = stop - start
-    a, t = acc[:size], tmp[:size]
-    a.copy_(inputs[0][start:stop])
-    a.mul_(weights[0])
-    for x, w in zip(inputs[1:], weights[1:], strict=True):
-        t.copy_(x[start:stop])
-        t.mul_(w)
-        a.add_(t)
-    return a
+    t = tmp[:size]
+    direct = inputs[0].dtype == out.dtype
+    for k, (x, w) in enumerate(zip(inputs, weights, strict=True)):
+        dst = out if k == 0 else t
+        if direct:
+            torch.mul(x[start:stop], w, out=dst)
+        else:
+            # Half-precision inputs are widened first, so the product is not rounded to 8 or 11 bits.
+            dst.copy_(x[start:stop])
+            dst.mul_(w)
+        if k:
+            out.add_(t)
+    return out
+

@@ -8,9 +8,10 @@ calls the one hook a strategy overrides, :meth:`StrategyBase.combine` (Flower's 
 layout).
 
 Determinism rule (see ``docs/AGGREGATION.md``): updates are taken in ascending CID order, tensors in
-ascending name order, all arithmetic is done in ``ACCUM_DTYPE`` (float64) with separate, correctly
-rounded IEEE operations (no fused multiply-add, no library reductions whose order depends on the
-thread count), and the result is cast back to the updates' dtype once at the end.
+ascending name order, and only separate, correctly rounded IEEE operations are used (no fused
+multiply-add, no library reduction whose order depends on the thread count), in a fixed order and
+fixed dtypes: weighted sums (FedAvg) accumulate in float32 (float64 for float64 adapters), every
+other statistic in ``ACCUM_DTYPE`` (float64); the result is cast to the updates' dtype once.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from codecoop.tensors import from_safetensors, to_safetensors
 
 __all__ = ["ACCUM_DTYPE", "FLOAT_DTYPES", "Update", "Aggregate", "Strategy", "StrategyBase", "Tensors"]
 
-#: Every strategy computes in this dtype: float64 holds a float32 value and its product with a
-#: weight with 29 bits to spare, so sums of a few hundred updates lose nothing visible in float32.
+#: Dtype of medians, trimmed means, norms, distances and server-optimiser moments: float64 keeps
+#: their sums and squares far from overflow and rounding. (Weighted sums use ``_kernels.sum_dtype``.)
 ACCUM_DTYPE = torch.float64
 
 #: Dtypes an adapter tensor may have. Integer tensors cannot be averaged meaningfully.

@@ -48,14 +48,20 @@ def sample_weights(num_samples: Sequence[int], max_weight: float | None = None) 
 
 def weighted_mean(updates: list[Update], weights: list[float]) -> dict[str, torch.Tensor]:
     """``sum_i w_i x_i`` per tensor, streamed chunk by chunk, in the updates' dtype."""
-    acc, tmp = K.accum_buffer(), K.accum_buffer()
     out: dict[str, torch.Tensor] = {}
     for name in sorted(updates[0].tensors):
         ref = updates[0].tensors[name]
+        acc_dtype = K.sum_dtype(ref.dtype)
+        tmp = torch.empty(K.CHUNK, dtype=acc_dtype)
+        # float32 adapters are summed straight into the result; others through a float32 buffer.
+        acc = None if acc_dtype == ref.dtype else torch.empty(K.CHUNK, dtype=acc_dtype)
         inputs = [K.flat(u.tensors[name]) for u in updates]
         result = torch.empty(ref.numel(), dtype=ref.dtype)
         for start, stop in K.chunk_ranges(ref.numel()):
-            result[start:stop].copy_(K.weighted_sum(acc, tmp, inputs, weights, start, stop))
+            if acc is None:
+                K.weighted_sum(result[start:stop], tmp, inputs, weights, start, stop)
+            else:
+                result[start:stop].copy_(K.weighted_sum(acc[: stop - start], tmp, inputs, weights, start, stop))
         out[name] = result.reshape(ref.shape)
     return out
 

@@ -143,13 +143,16 @@ class FedOpt(StrategyBase):
         out: dict[str, torch.Tensor] = {}
         for name in sorted(base):
             ref = base[name]
+            mean = torch.empty(K.CHUNK, dtype=K.sum_dtype(ref.dtype))
+            mean_tmp = torch.empty(K.CHUNK, dtype=K.sum_dtype(ref.dtype))
             origin = K.flat(ref)
             inputs = [K.flat(u.tensors[name]) for u in updates]
             m_flat, v_flat = m[name].reshape(-1), v[name].reshape(-1)
             result = torch.empty(ref.numel(), dtype=ref.dtype)
             for start, stop in K.chunk_ranges(ref.numel()):
                 size = stop - start
-                d = K.weighted_sum(delta, tmp, inputs, weights, start, stop)
+                d = delta[:size]
+                d.copy_(K.weighted_sum(mean[:size], mean_tmp, inputs, weights, start, stop))
                 d.sub_(origin[start:stop])
                 mc, vc, t, sq = m_flat[start:stop], v_flat[start:stop], tmp[:size], d2[:size]
                 mc.mul_(self.beta_1)

@@ -6,8 +6,8 @@ averages the ``m`` best (FedAvg weights, as Flower does). Ties are broken by CID
 prove resilience to ``f`` Byzantine updates when ``n >= 2f + 3``; the strategies run from
 ``n >= f + 3`` (at least one neighbour to score against) so small federations still aggregate.
 
-Distances are exact sums of float64 squares folded in a fixed tree, so the choice is the same on
-every machine.
+Distances are built from correctly rounded element-wise operations and a fixed summation tree,
+so the choice is the same on every machine.
 """
 
 from __future__ import annotations
@@ -22,32 +22,60 @@ from codecoop.errors import AggregationError, ConfigError
 __all__ = ["Krum", "MultiKrum", "pairwise_sq_distances", "krum_scores"]
 
 
+#: Fewest coordinates per block of the distance computation (a power of two).
+MIN_BLOCK = 1 << 8
+
+
+def block_width(n: int) -> int:
+    """Coordinates per block for ``n`` updates: the largest power of two with ``(n - 1) * width``
+    at most ``CHUNK``, so that every operation touches at most ``CHUNK`` elements. That keeps it in
+    cache and on one thread: torch splits larger element-wise operations across threads, and on a
+    loaded machine waiting for a descheduled thread costs far more than the split saves. The width
+    depends only on ``n``, so the summation tree is the same wherever the same updates are merged.
+    """
+    width = K.CHUNK
+    while width > MIN_BLOCK and (n - 1) * width > K.CHUNK:
+        width //= 2
+    return width
+
+
 def pairwise_sq_distances(updates: list[Update]) -> list[list[float]]:
     """Squared Euclidean distances between every pair of updates, over all their tensors.
 
-    Streams chunk by chunk: each chunk of every update is copied into one float64 block, the
-    differences to every later update are squared and folded into per-pair accumulators.
+    Streams block by block: each block of every update is copied into one stack, the differences
+    to every later update are taken and squared in float32 (float64 for float64 adapters), each a
+    correctly rounded operation, and added into per-pair float64 accumulators that a fixed
+    halving tree sums at the end.
     """
     n = len(updates)
-    acc = torch.zeros((n, n, K.FOLD), dtype=ACCUM_DTYPE)
-    block = torch.zeros((n, K.CHUNK), dtype=ACCUM_DTYPE)
-    diff = torch.empty((max(n - 1, 1), K.CHUNK), dtype=ACCUM_DTYPE)
+    work = ACCUM_DTYPE if updates[0].tensors[next(iter(updates[0].tensors))].dtype == torch.float64 else torch.float32
+    width = block_width(n)
+    rows = max(1, K.CHUNK // width)
+    acc = [torch.zeros((n - i - 1, width), dtype=ACCUM_DTYPE) for i in range(n)]
+    block = torch.zeros((n, width), dtype=work)
+    diff = torch.empty((rows, width), dtype=work)
     for name in sorted(updates[0].tensors):
         inputs = [K.flat(u.tensors[name]) for u in updates]
-        for start, stop in K.chunk_ranges(inputs[0].numel()):
-            size = stop - start
+        numel = inputs[0].numel()
+        for start in range(0, numel, width):
+            size = min(numel, start + width) - start
             for k, x in enumerate(inputs):
-                block[k, :size].copy_(x[start:stop])
-            if size < K.CHUNK:
-                # Zero tails add nothing to the squares, and keep the fold tree the same shape.
+                block[k, :size].copy_(x[start : start + size])
+            if size < width:
+                # Zero tails add nothing to the squares and keep every block the same shape.
                 block[:, size:].zero_()
             for i in range(n - 1):
-                d = diff[: n - i - 1]
-                torch.sub(block[i + 1 :], block[i], out=d)
-                d.mul_(d)
-                acc[i, i + 1 :].add_(K.fold_(d))
-    sums = K.tree_sum(acc).tolist()
-    return [[sums[min(i, j)][max(i, j)] if i != j else 0.0 for j in range(n)] for i in range(n)]
+                for lo in range(i + 1, n, rows):
+                    hi = min(n, lo + rows)
+                    d = diff[: hi - lo]
+                    torch.sub(block[lo:hi], block[i], out=d)
+                    d.mul_(d)
+                    acc[i][lo - i - 1 : hi - i - 1].add_(d)
+    dist = [[0.0] * n for _ in range(n)]
+    for i in range(n - 1):
+        for j, value in enumerate(K.tree_sum(acc[i]).tolist(), start=i + 1):
+            dist[i][j] = dist[j][i] = value
+    return dist
 
 
 def krum_scores(distances: list[list[float]], f: int) -> list[float]:

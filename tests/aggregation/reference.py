@@ -26,16 +26,19 @@ def by_cid(updates: list[Update]) -> list[Update]:
 
 
 def fedavg(updates: list[Update], weights: list[float] | None = None) -> Arrays:
+    """Weighted sum in float32 (the accumulation dtype of float32 adapters), CID order, each
+    product rounded once; returned as float64 arrays holding float32 values."""
     ups = by_cid(updates)
     if weights is None:
         total = sum(u.num_samples for u in ups)
         weights = [u.num_samples / total for u in ups]
     out: Arrays = {}
     for name in ups[0].tensors:
-        acc = arrays(ups[0])[name] * weights[0]
-        for u, w in zip(ups[1:], weights[1:]):
-            acc = acc + arrays(u)[name] * w
-        out[name] = acc
+        xs = [u.tensors[name].to(torch.float32).numpy() for u in ups]
+        acc = xs[0] * np.float32(weights[0])
+        for x, w in zip(xs[1:], weights[1:]):
+            acc = acc + x * np.float32(w)
+        out[name] = acc.astype(np.float64)
     return out
 
 
