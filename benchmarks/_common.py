@@ -82,8 +82,15 @@ def peak_rss(interval: float = 0.002) -> Iterator[Peak]:
     Sampling misses spikes shorter than ``interval``; allocations as large as the ones measured
     here live far longer than that.
     """
+    import ctypes
+    import ctypes.util
+
     import psutil
 
+    # Hand freed heap pages back to the OS first, or a call that reuses them would show no increase.
+    libc_name = ctypes.util.find_library("c")
+    if libc_name and hasattr(ctypes.CDLL(libc_name), "malloc_trim"):
+        ctypes.CDLL(libc_name).malloc_trim(0)
     proc = psutil.Process()
     start = proc.memory_info().rss
     peak = Peak()
