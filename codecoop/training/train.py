@@ -1,9 +1,11 @@
 """LoRA fine-tuning of a base model on a code corpus, with an optional FedProx term.
 
 The loop is deliberately plain: the corpus is tokenised once into fixed-length blocks, each step
-draws a seeded batch of whole blocks (no padding, no collator), and the LoRA parameters are the
-only ones the optimiser sees. On CUDA the forward pass runs under bf16 autocast with TF32 matmuls;
-on CPU everything is fp32.
+draws a seeded batch of whole blocks (no padding, no collator), the LoRA parameters are the only
+ones the optimiser sees, no key/value cache is built, and where the architecture allows it the
+loss is fused with the frozen output projection (``codecoop.training.loss``), which saves most of
+the memory traffic of the vocabulary-sized logits. On CUDA the forward pass runs under bf16
+autocast with TF32 matmuls; on CPU everything is fp32.
 
 Ctrl-C during training propagates as ``KeyboardInterrupt`` after the LoRA layers are removed from
 the base model again; no adapter object is returned and nothing is written, so there is never a
@@ -24,6 +26,7 @@ from codecoop.training.adapter import Adapter, attached, lora_state
 from codecoop.training.base import BaseModel
 from codecoop.training.config import LoraSpec, TrainConfig
 from codecoop.training.corpus import CodeCorpus
+from codecoop.training.loss import fused_causal_lm_loss, supports_fused_loss
 
 __all__ = ["StepInfo", "train_lora"]
 
@@ -93,10 +96,14 @@ def train_lora(
     started = time.perf_counter()
     with attached(base, start, None if start is not None else spec) as model:
         model.train()
+        causal_lm = model.get_base_model()
+        fused = supports_fused_loss(causal_lm)
+        compute_dtype = plan.autocast_dtype or torch.float32
         named = sorted((n, p) for n, p in model.named_parameters() if p.requires_grad)
         params = [p for _, p in named]
         anchor = [p.detach().clone() for p in params] if cfg.mu > 0 else []
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # Fused AdamW (CPU and CUDA) updates all LoRA tensors in one kernel instead of a Python loop.
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         warmup = cfg.warmup_steps
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
         order = _batches(n_blocks, cfg.batch_size, cfg.seed)
@@ -109,7 +116,10 @@ def train_lora(
                 for _ in range(cfg.grad_accum):
                     batch = blocks[next(order)].to(plan.device, non_blocking=True)
                     with plan.autocast():
-                        loss = model(input_ids=batch, labels=batch).loss
+                        if fused:
+                            loss = fused_causal_lm_loss(causal_lm, batch, compute_dtype)
+                        else:
+                            loss = model(input_ids=batch, labels=batch, use_cache=False).loss
                     (loss / cfg.grad_accum).backward()
                     step_loss += loss.item() / cfg.grad_accum
                     tokens += batch.numel()
