@@ -11,10 +11,12 @@ on demand.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import re
 import subprocess
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -184,8 +186,9 @@ class CodeCorpus:
     validation: tuple[Document, ...]
     stats: CorpusStats
     seed: int = 0
-    _ids: dict[str, torch.Tensor] = field(default_factory=dict, compare=False, repr=False)
-    _tokenizer_key: str | None = field(default=None, compare=False, repr=False)
+    # Token streams per tokenizer key, then per split: filled on first use and shared by the
+    # corpora ``tokenized`` derives, so training and evaluation never tokenise the same text twice.
+    _streams: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_path(
@@ -307,17 +310,18 @@ class CodeCorpus:
         return self.train + self.validation
 
     def tokenized(self, tokenizer: Any) -> CodeCorpus:
-        """This corpus with both splits tokenised by ``tokenizer`` (cached per tokenizer)."""
-        key = _tokenizer_key(tokenizer)
-        if self._tokenizer_key == key:
-            return self
-        ids = {name: _encode(tokenizer, docs) for name, docs in (("train", self.train), ("validation", self.validation))}
-        stats = replace(self.stats, train_tokens=int(ids["train"].numel()), validation_tokens=int(ids["validation"].numel()))
-        return CodeCorpus(self.train, self.validation, stats, self.seed, ids, key)
+        """This corpus with ``stats`` counting the tokens of ``tokenizer`` (both splits tokenised once)."""
+        train = self.token_ids("train", tokenizer)
+        validation = self.token_ids("validation", tokenizer)
+        stats = replace(self.stats, train_tokens=int(train.numel()), validation_tokens=int(validation.numel()))
+        return CodeCorpus(self.train, self.validation, stats, self.seed, self._streams)
 
     def token_ids(self, split: Split, tokenizer: Any) -> torch.Tensor:
-        """The split as one 1-D stream of token ids (documents joined by end-of-text)."""
-        return self.tokenized(tokenizer)._ids[split]
+        """The split as one 1-D stream of token ids (documents joined by end-of-text), cached per tokenizer."""
+        streams = self._streams.setdefault(_tokenizer_key(tokenizer), {})
+        if split not in streams:
+            streams[split] = _encode(tokenizer, self.train if split == "train" else self.validation)
+        return streams[split]
 
     def blocks(self, split: Split, tokenizer: Any, block_size: int) -> torch.Tensor:
         """The split cut into ``[n, block_size]`` rows; the tail shorter than a block is dropped.
@@ -334,8 +338,26 @@ class CodeCorpus:
         return ids[: n * block_size].view(n, block_size)
 
 
+_KEYS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
 def _tokenizer_key(tokenizer: Any) -> str:
-    return f"{getattr(tokenizer, 'name_or_path', '')}:{len(tokenizer)}:{type(tokenizer).__name__}"
+    """A content hash of the tokenizer (its serialised model and vocabulary), memoised per object.
+
+    Names are not enough: tokenizers built in memory share an empty ``name_or_path``.
+    """
+    try:
+        return _KEYS[tokenizer]
+    except (KeyError, TypeError):
+        pass
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    text = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    key = hashlib.sha256(f"{type(tokenizer).__name__}:{tokenizer.eos_token_id}:{text}".encode()).hexdigest()
+    try:
+        _KEYS[tokenizer] = key
+    except TypeError:
+        pass
+    return key
 
 
 def _encode(tokenizer: Any, docs: Sequence[Document]) -> torch.Tensor:

@@ -21,8 +21,10 @@ __all__ = ["fused_causal_lm_loss", "supports_fused_loss"]
 
 #: Architectures whose logits are exactly ``lm_head(decoder(input_ids).last_hidden_state)``.
 _PLAIN_HEAD = {"llama", "mistral", "qwen2", "qwen3", "starcoder2", "gpt2", "gpt_bigcode"}
-#: Elements of one logits chunk: 1 Mi floats (4 MiB) stays cache-friendly on common CPUs.
-_CHUNK_ELEMENTS = 1 << 20
+#: Elements of one logits chunk (16 MiB of fp32), bounded to [128, 1024] rows: fewer than ~128 rows
+#: make the two matrix products inefficient (measured 25% slower at 32 rows on a 49k vocabulary).
+_CHUNK_ELEMENTS = 1 << 22
+_MIN_ROWS, _MAX_ROWS = 128, 1024
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -31,7 +33,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, compute_dtype: torch.dtype) -> torch.Tensor:
         n, vocab = hidden.shape[0], weight.shape[0]
-        chunk = max(32, min(1024, _CHUNK_ELEMENTS // vocab))
+        chunk = max(_MIN_ROWS, min(_MAX_ROWS, _CHUNK_ELEMENTS // vocab))
         w = weight.to(compute_dtype)
         want_grad = ctx.needs_input_grad[0]
         grad = torch.empty_like(hidden) if want_grad else None

@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 import sysconfig
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -61,7 +63,7 @@ def _pick_texts(seed: int) -> list[str]:
     return texts
 
 
-def _train_tokenizer(texts: list[str]):  # -> PreTrainedTokenizerFast
+def _train_tokenizer(texts: list[str]) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -87,6 +89,8 @@ def build_tiny(out: Path, seed: int = 0, log: bool = True) -> None:
     from codecoop.training.hashing import weights_sha256
 
     started = time.perf_counter()
+    if log:
+        print(f"codecoop: building the tiny model once into {out.parent} (about a minute)...", file=sys.stderr)
     texts = _pick_texts(seed)
     tokenizer = _train_tokenizer(texts)
     eos = tokenizer.eos_token_id
@@ -147,6 +151,4 @@ def build_tiny(out: Path, seed: int = 0, log: bool = True) -> None:
     }
     (out / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     if log:
-        import sys
-
         print(f"codecoop: built tiny model in {info['build_seconds']} s (loss {info['first_loss']} -> {info['last_loss']})", file=sys.stderr)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -42,7 +43,7 @@ class StepInfo:
     tokens_per_s: float
 
 
-def _batches(n_blocks: int, batch_size: int, seed: int):
+def _batches(n_blocks: int, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
     """Endless seeded stream of index batches: a fresh permutation per epoch, no block repeated within one."""
     gen = torch.Generator().manual_seed(seed)
     pending = torch.empty(0, dtype=torch.long)
@@ -166,7 +167,7 @@ def train_lora(
     return Adapter(tensors, base.model_id, base.weights_hash, spec if start is None else start.lora, training)
 
 
-def _progress(steps: int, enabled: bool, model_id: str):
+def _progress(steps: int, enabled: bool, model_id: str) -> Any:
     if not enabled:
         return None
     from tqdm.auto import tqdm
