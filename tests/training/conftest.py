@@ -13,16 +13,19 @@ import torch
 
 from codecoop.training import BaseModel, CodeCorpus, load_base
 
-# One intra-op thread: on a shared 2-core machine two OpenMP threads competing with other
-# processes run ten times slower than one, and a fixed thread count keeps float sums identical
-# from run to run.
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
 def tiny() -> BaseModel:
-    """The tiny Llama on the CPU, shared by every test; tests must leave it unmodified."""
-    return load_base("tiny", device="cpu")
+    """The tiny Llama on the CPU, shared by every test; tests must leave it unmodified.
+
+    A first build uses every core; after it, the tests run on one intra-op thread: on a shared
+    2-core machine two OpenMP threads competing with other processes run up to ten times slower
+    than one, and a fixed thread count keeps float sums identical from run to run.
+    """
+    base = load_base("tiny", device="cpu")
+    torch.set_num_threads(1)
+    return base
 
 
 @pytest.fixture(scope="session")
