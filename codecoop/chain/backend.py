@@ -175,7 +175,8 @@ class Chain:
         """
         call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
         if self.tester is not None:
-            self._guard(lambda: self.w3.eth.call({**call, "gas": EMBEDDED_GAS}))
+            # "pending": the next block, where the transaction will run (a window may close in between)
+            self._guard(lambda: self.w3.eth.call({**call, "gas": EMBEDDED_GAS}, block_identifier="pending"))
             return EMBEDDED_GAS
         estimate = self._guard(lambda: self.w3.eth.estimate_gas(call))
         limit = self.w3.eth.get_block("latest")["gasLimit"]
@@ -185,7 +186,8 @@ class Chain:
         call = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
         if "from" not in call:
             call["from"] = receipt["from"]
-        self._guard(lambda: self.w3.eth.call(call, block_identifier=receipt["blockNumber"] - 1))
+        # replayed on the state of its own block, whose number (and so the round phase) it saw
+        self._guard(lambda: self.w3.eth.call(call, block_identifier=receipt["blockNumber"]))
         raise self.decoder.decode(None, fallback=f"transaction {receipt['transactionHash'].hex()} failed")
 
     def _guard(self, action: Callable[[], Any]) -> Any:

@@ -1,0 +1,78 @@
+"""The DAO end to end: a parameter change and a model release through propose, vote, queue, execute."""
+
+from __future__ import annotations
+
+import pytest
+
+from codecoop.chain import reverts
+from codecoop.chain.cid import cid_to_bytes
+from codecoop.chain.clients import MemberStatus, ProposalState
+from codecoop.chain.deployment import raw_cid
+
+
+def test_a_parameter_change_passes_through_the_governor_and_the_timelock(fed):
+    rounds = fed.d.rounds
+    calls = [(rounds.address, rounds.encode("setQuorum", 7500)), (rounds.address, rounds.encode("setAggregationStrategy", "fedtrimmedavg:beta=0.2"))]
+    proposal = fed.pass_proposal(calls, "Raise the quorum to 75% and trim outliers")
+    assert fed.d.governor.state(proposal) is ProposalState.EXECUTED
+    assert rounds.params().quorum_bps == 7500
+    assert rounds.aggregation_strategy() == "fedtrimmedavg:beta=0.2"
+    assert [e.args["quorumBps"] for e in rounds.events("QuorumSet")][-1] == 7500
+
+
+def test_a_model_release_is_written_by_the_timelock_after_a_passed_proposal(fed):
+    models = fed.d.models
+    cid, metrics = raw_cid(b"model v1"), raw_cid(b"metrics v1")
+    calls = [(models.address, models.encode("release", "v1", cid_to_bytes(cid), 0, cid_to_bytes(metrics), "tiny"))]
+    fed.pass_proposal(calls, "Release v1")
+    v = models.version_by_tag("v1")
+    assert (v.id, v.cid, v.metrics_cid, v.parent, v.base_model_id) == (1, cid, metrics, 0, "tiny")
+    child = [(models.address, models.encode("release", "v2", cid_to_bytes(raw_cid(b"v2")), 1, b"", "tiny"))]
+    fed.pass_proposal(child, "Release v2 on top of v1")
+    assert models.version_by_tag("v2").parent == 1
+    assert [v.tag for v in models.versions()] == ["v1", "v2"]
+
+
+def test_governance_admits_pending_members_when_admission_needs_approval(fed):
+    members = fed.d.members
+    fed.pass_proposal([(members.address, members.encode("setAdmission", 1))], "Admission by approval")
+    applicant = fed.chain.new_account()
+    members.join(applicant, "12D3KooWapplicant")
+    assert members.status(applicant.address) is MemberStatus.PENDING
+    assert fed.d.token.balance_of(applicant.address) == 0
+    with pytest.raises(reverts.NotActiveMember):
+        fed.d.rounds.open_round(applicant)
+    fed.pass_proposal([(members.address, members.encode("approve", applicant.address))], "Admit the applicant")
+    assert members.status(applicant.address) is MemberStatus.ACTIVE
+    assert fed.d.token.balance_of(applicant.address) == fed.d.params.welcome_grant
+
+
+def test_a_suspended_member_cannot_act_until_reinstated(fed):
+    members, target = fed.d.members, fed.members[3]
+    fed.pass_proposal([(members.address, members.encode("suspend", target.address))], "Suspend member 3")
+    with pytest.raises(reverts.NotActiveMember):
+        fed.d.rounds.open_round(target)
+    fed.pass_proposal([(members.address, members.encode("reinstate", target.address))], "Reinstate member 3")
+    assert members.is_active(target.address)
+
+
+def test_a_proposal_without_enough_votes_is_defeated_and_cannot_be_queued(fed):
+    gov, rounds = fed.d.governor, fed.d.rounds
+    calls = [(rounds.address, rounds.encode("setQuorum", 100))]
+    proposal = gov.propose(fed.members[0], calls, "Lower the quorum")
+    fed.chain.mine(fed.d.params.voting_delay + 1)
+    for m in fed.members[:3]:
+        gov.cast_vote(m, proposal, 0)
+    gov.cast_vote(fed.members[3], proposal, 1)
+    fed.chain.mine_to(gov.deadline(proposal) + 1)
+    assert gov.state(proposal) is ProposalState.DEFEATED
+    with pytest.raises(reverts.GovernorUnexpectedProposalState):
+        gov.queue(fed.members[0], calls, "Lower the quorum")
+    assert rounds.params().quorum_bps == fed.d.params.quorum_bps
+
+
+def test_transfers_can_be_enabled_only_by_governance(fed):
+    token = fed.d.token
+    fed.pass_proposal([(token.address, token.encode("setTransfersEnabled", True))], "Enable transfers")
+    token.transfer(fed.members[0], fed.members[1].address, 1)
+    assert token.balance_of(fed.members[1].address) == fed.d.params.welcome_grant + 1
