@@ -1,0 +1,74 @@
+"""The ``codecoop`` command. One module per command group; each registers a typer sub-app here.
+
+Errors that codecoop raises on purpose (``CodecoopError``) are printed without a traceback and the
+command exits with status 1; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from codecoop import __version__
+from codecoop.errors import CodecoopError
+
+console = Console()
+err = Console(stderr=True)
+
+app = typer.Typer(
+    name="codecoop",
+    help="Federated fine-tuning of a shared code model: LoRA adapters on IPFS, rounds and rewards on an Ethereum chain.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"codecoop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """codecoop: organisations train one code model together without sharing their code."""
+
+
+def _register() -> None:
+    from codecoop.cli import chain
+
+    app.add_typer(chain.app, name="chain")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except CodecoopError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        return 1
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

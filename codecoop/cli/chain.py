@@ -1,0 +1,121 @@
+"""``codecoop chain``: deploy the contract suite and inspect a deployment."""
+
+from __future__ import annotations
+
+import time
+import tomllib
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from codecoop.cli import console
+from codecoop.errors import ConfigError
+
+app = typer.Typer(help="Deploy the contracts and inspect a deployment.", no_args_is_help=True)
+
+CHAIN_HELP = "'embedded' (an in-process eth-tester chain) or a JSON-RPC URL such as http://127.0.0.1:8545."
+
+
+def _deployer(chain, keystore: Optional[Path], password_env: Optional[str], password_file: Optional[Path]):
+    if keystore is None:
+        return None  # a fresh funded account on dev chains
+    from codecoop.keys import load_keystore, read_password
+
+    return load_keystore(keystore, read_password(env=password_env, file=password_file))
+
+
+def _params(path: Optional[Path], overrides: dict):
+    from codecoop.chain.params import FederationParams
+
+    data: dict = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"parameter file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"parameter file {path} is not valid TOML: {exc}") from None
+        data = data.get("federation", data)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return FederationParams.from_dict(data)
+
+
+@app.command()
+def deploy(
+    chain_url: str = typer.Option("embedded", "--chain", help=CHAIN_HELP),
+    out: Path = typer.Option(Path("deployment.json"), "--out", help="Where to write the deployment record (JSON)."),
+    params_file: Optional[Path] = typer.Option(None, "--params", help="TOML file of federation parameters ([federation] table)."),
+    model_id: Optional[str] = typer.Option(None, "--model-id", help="Base model id written into the charter."),
+    weights_hash: Optional[str] = typer.Option(None, "--weights-hash", help="sha256 of the base model's weights (hex)."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="Aggregation strategy every node runs, e.g. fedavg."),
+    keystore: Optional[Path] = typer.Option(None, help="Deployer keystore (needed on chains without dev accounts)."),
+    password_env: Optional[str] = typer.Option(None, help="Environment variable holding the keystore password."),
+    password_file: Optional[Path] = typer.Option(None, help="File holding the keystore password."),
+) -> None:
+    """Deploy and wire the whole suite, hand it to the timelock, and print the addresses.
+
+    Examples:
+
+      codecoop chain deploy                      # embedded chain (lives only as long as the command)
+
+      codecoop chain deploy --chain http://127.0.0.1:8545 --out fed.json --model-id smollm2-135m
+    """
+    from codecoop.chain import connect, deploy as deploy_suite
+
+    params = _params(params_file, {"base_model_id": model_id, "base_weights_hash": weights_hash, "aggregation_strategy": strategy})
+    chain = connect(chain_url)
+    started = time.perf_counter()
+    with console.status(f"compiling and deploying on {chain_url} ..."):
+        deployment = deploy_suite(chain, params, _deployer(chain, keystore, password_env, password_file))
+    path = deployment.save(out)
+    table = Table(title=f"codecoop deployed on chain {deployment.record.chain_id} ({chain_url})")
+    table.add_column("contract")
+    table.add_column("address")
+    table.add_column("deploy gas", justify="right")
+    for name, address in deployment.addresses.items():
+        table.add_row(name, address, f"{deployment.record.gas_used.get(name, 0):,}")
+    console.print(table)
+    total = sum(deployment.record.gas_used.values())
+    console.print(
+        f"total gas {total:,} (wiring included) in {time.perf_counter() - started:.1f} s; "
+        f"owner of every parameter: CoopTimelock; record written to {path}"
+    )
+    if chain.embedded:
+        console.print("[dim]the embedded chain ends with this command; `codecoop sim` runs whole federations on it[/]")
+
+
+@app.command()
+def info(
+    chain_url: str = typer.Option(..., "--chain", help="JSON-RPC URL of the chain the deployment lives on."),
+    deployment_file: Path = typer.Option(Path("deployment.json"), "--deployment", help="Deployment record written by `chain deploy`."),
+) -> None:
+    """Show a deployment's parameters and state: rounds, members, supply, epochs, charter, releases.
+
+    Example:
+
+      codecoop chain info --chain http://127.0.0.1:8545 --deployment fed.json
+    """
+    from codecoop.chain import Deployment, connect
+
+    if chain_url == "embedded":
+        raise ConfigError("an embedded chain lives only inside one process; give the JSON-RPC URL of a running chain")
+    d = Deployment.load(deployment_file, connect(chain_url))
+    r = d.rounds.current_round()
+    charter = d.models.charter()
+    rows = [
+        ("chain id", str(d.record.chain_id)),
+        ("current round", f"{r} ({d.rounds.phase(r).name.lower()})" if r else "none yet"),
+        ("current base", d.rounds.current_base() or "bare base model"),
+        ("active members", str(d.members.active_count())),
+        ("total supply", f"{d.token.total_supply() / 10**18:,.2f} {d.params.token_symbol}"),
+        ("epoch", f"{d.token.current_epoch()} (from block {d.token.current_epoch_start()})"),
+        ("aggregation", d.rounds.aggregation_strategy()),
+        ("charter", f"{charter.cid} ({charter.base_model_id}, weights {charter.base_weights_hash[:18]}...)"),
+        ("released versions", str(d.models.version_count())),
+    ]
+    table = Table(title=f"deployment {deployment_file}", show_header=False)
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
