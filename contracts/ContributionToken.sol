@@ -7,6 +7,7 @@ import {ERC20Votes} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Vo
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IContributionToken} from "./interfaces/IContributionToken.sol";
 
 /// @title ContributionToken
 /// @notice Contribution credits of a codecoop federation and its voting power. Minted only by the
@@ -19,7 +20,7 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 /// the epoch of the reservation and cut to the member's cap for that epoch. An epoch is
 /// `epochAnchor + (block - anchorBlock) / epochLength`; a change of `epochLength` starts a new epoch
 /// at the block of the change. The owner is the federation's timelock.
-contract ContributionToken is ERC20, ERC20Permit, ERC20Votes, Ownable {
+contract ContributionToken is IContributionToken, ERC20, ERC20Permit, ERC20Votes, Ownable {
     using SafeCast for uint256;
 
     /// @notice Address allowed to reserve and mint rewards (the RoundManager).
@@ -49,8 +50,8 @@ contract ContributionToken is ERC20, ERC20Permit, ERC20Votes, Ownable {
     event Allocated(address indexed member, uint256 indexed epoch, bytes32 ref, uint256 minted);
     /// @notice Emitted beside {Allocated} when the member's epoch cap cut the allocation.
     event AllocationCut(address indexed member, uint256 indexed epoch, bytes32 ref, uint256 requested, uint256 minted);
-    event MinterSet(address minter);
-    event RegistrySet(address registry);
+    event MinterSet(address indexed minter);
+    event RegistrySet(address indexed registry);
     event TransfersEnabledSet(bool enabled);
     event EpochLengthSet(uint64 epochLength, uint256 newEpoch, uint256 fromBlock);
     event EpochCapSet(uint256 cap);
@@ -121,7 +122,7 @@ contract ContributionToken is ERC20, ERC20Permit, ERC20Votes, Ownable {
     /// @dev Requirements: caller is the minter. Emits {Reserved}.
     /// @return epoch The epoch charged.
     /// @return granted What was reserved: `requested` cut to what is left of the cap.
-    function reserve(uint256 requested) external returns (uint256 epoch, uint256 granted) {
+    function reserve(uint256 requested) external override returns (uint256 epoch, uint256 granted) {
         if (msg.sender != minter) revert UnauthorizedMinter(msg.sender);
         epoch = currentEpoch();
         granted = _reserve(epoch, requested);
@@ -131,21 +132,30 @@ contract ContributionToken is ERC20, ERC20Permit, ERC20Votes, Ownable {
     /// @dev Requirements: caller is the minter, which mints no more than it reserved (the
     /// RoundManager hands out floor-rounded shares of each round's reservation; auditors check the
     /// sums from the {Reserved} and {Allocated} events). Emits {Allocated} (and {AllocationCut}).
-    function mintAllocation(address member, uint256 epoch, uint256 amount, bytes32 ref) external {
+    function mintAllocation(address member, uint256 epoch, uint256 amount, bytes32 ref) external override {
         if (msg.sender != minter) revert UnauthorizedMinter(msg.sender);
         _mintAllocation(member, epoch, amount, ref);
     }
 
     /// @notice Mint the welcome grant to a newly admitted member, under the current epoch's caps.
-    /// @dev Requirements: caller is the registry. Emits {Reserved} and {Allocated} when a grant is set.
-    function grantWelcome(address member) external returns (uint256 minted) {
+    /// @dev Requirements: caller is the registry. Emits {Reserved} and {Allocated} when a grant is set;
+    /// a grant cut by the member's cap gives the rest of its reservation back.
+    function grantWelcome(address member) external override {
         if (msg.sender != registry) revert UnauthorizedMinter(msg.sender);
         uint256 amount = welcomeGrant;
-        if (amount == 0) return 0;
+        if (amount == 0) return;
         uint256 epoch = currentEpoch();
         uint256 granted = _reserve(epoch, amount);
-        minted = _mintAllocation(member, epoch, granted, keccak256(abi.encode("welcome", member)));
+        uint256 minted = _mintAllocation(member, epoch, granted, keccak256(abi.encode("welcome", member)));
         if (minted < granted) _reserved[epoch] -= granted - minted;
+    }
+
+    /// @notice What {reserve} would grant now: the current epoch and `requested` cut to what is left.
+    function reservable(uint256 requested) external view override returns (uint256 epoch, uint256 granted) {
+        epoch = currentEpoch();
+        uint256 reserved = _reserved[epoch];
+        uint256 left = epochCap > reserved ? epochCap - reserved : 0;
+        granted = requested < left ? requested : left;
     }
 
     function _reserve(uint256 epoch, uint256 requested) private returns (uint256 granted) {

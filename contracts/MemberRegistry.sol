@@ -3,12 +3,13 @@ pragma solidity 0.8.28;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IContributionToken} from "./interfaces/IContributionToken.sol";
+import {IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
 
 /// @title MemberRegistry
 /// @notice Who belongs to a codecoop federation, and how to reach them over libp2p. Admission is
 /// `Open` (joining admits at once) or `Approval` (joining applies; governance approves). Governance
 /// suspends, reinstates and removes members. The owner is the federation's timelock.
-contract MemberRegistry is Ownable {
+contract MemberRegistry is IMemberRegistry, Ownable {
     enum Status {
         None,
         Pending,
@@ -21,9 +22,9 @@ contract MemberRegistry is Ownable {
         Approval
     }
 
+    /// @dev The joining block is the {Joined} event's block.
     struct Member {
         Status status;
-        uint64 joinedBlock;
         string peerId;
         string[] multiaddrs;
         bytes metaCid;
@@ -67,7 +68,6 @@ contract MemberRegistry is Ownable {
         m.peerId = peerId;
         m.multiaddrs = multiaddrs;
         m.metaCid = metaCid;
-        m.joinedBlock = uint64(block.number);
         _all.push(msg.sender);
         Status status = admission == Admission.Open ? Status.Active : Status.Pending;
         m.status = status;
@@ -125,7 +125,7 @@ contract MemberRegistry is Ownable {
     }
 
     /// @notice Whether `account` is an active member.
-    function isActive(address account) external view returns (bool) {
+    function isActive(address account) external view override returns (bool) {
         return _members[account].status == Status.Active;
     }
 

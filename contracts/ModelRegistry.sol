@@ -11,13 +11,13 @@ import {CidCodec} from "./libraries/CidCodec.sol";
 /// rules), stored off-chain under `charterCid`; the parts a node must check mechanically are also
 /// held here: the base model id and the sha256 of its weights.
 contract ModelRegistry is Ownable {
+    /// @dev The release block is the {VersionReleased} event's block.
     struct Version {
         string tag;
         bytes cid;
         uint256 parent; // version id; 0: none
         bytes metricsCid;
         string baseModelId;
-        uint64 releasedBlock;
     }
 
     struct Charter {
@@ -67,8 +67,8 @@ contract ModelRegistry is Ownable {
         if (bytes(tag).length == 0) revert EmptyTag();
         bytes32 key = keccak256(bytes(tag));
         if (_byTag[key] != 0) revert TagExists(tag);
-        CidCodec.decode(cid);
-        if (metricsCid.length != 0) CidCodec.decode(metricsCid);
+        CidCodec.check(cid);
+        if (metricsCid.length != 0) CidCodec.check(metricsCid);
         if (parent > _versions.length) revert UnknownVersion(parent);
         _versions.push(
             Version({
@@ -76,8 +76,7 @@ contract ModelRegistry is Ownable {
                 cid: cid,
                 parent: parent,
                 metricsCid: metricsCid,
-                baseModelId: baseModelId,
-                releasedBlock: uint64(block.number)
+                baseModelId: baseModelId
             })
         );
         id = _versions.length;

@@ -174,6 +174,7 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
     error AlreadyClaimed(uint256 round, address member);
     error NothingToClaim(uint256 round, address member);
     error InvalidParameter(string name);
+    error ReservationMismatch(uint256 expected, uint256 reserved);
 
     constructor(
         address admin,
@@ -315,14 +316,14 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
         Round storage r = _rounds[round];
         uint256 count = r.updateCount;
         uint256 revealed = r.revealedCount;
-        uint112 mask;
-        uint256 submitTotal;
-        uint256 honestVotes;
+        uint112 mask = 0;
+        uint256 submitTotal = 0;
+        uint256 honestVotes = 0;
         for (uint256 id = 0; id < count; ++id) {
             Update memory u = _updates[round][id];
             uint256 eligible = revealed - (_participation[round][u.submitter].revealed ? 1 : 0);
             bool accepted = u.approvals > u.rejections && uint256(u.approvals) * BPS >= uint256(r.quorumBps) * eligible;
-            uint256 score;
+            uint256 score = 0;
             if (accepted) {
                 mask |= uint112(1 << id);
                 score = uint256(u.approvedDeltaSum) / u.approvals;
@@ -345,14 +346,17 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
         } else {
             r.state = State.Finalized;
         }
-        uint256 epoch;
-        uint256 granted;
-        if (requested > 0) (epoch, granted) = token.reserve(requested);
+        // Every state write precedes the reservation: the grant is read first, then taken last.
+        (uint256 epoch, uint256 granted) = requested > 0 ? token.reservable(requested) : (0, 0);
         r.epoch = uint32(epoch);
         r.granted = uint128(granted);
         r.cut = granted < requested;
         emit RoundFinalized(round, mask, epoch, requested, granted, confirmEnd);
         if (mask == 0) emit RoundCompleted(round, CidCodec.encode(r.baseCodec, r.baseDigest));
+        if (requested > 0) {
+            (uint256 reservedEpoch, uint256 reserved) = token.reserve(requested);
+            if (reservedEpoch != epoch || reserved != granted) revert ReservationMismatch(granted, reserved);
+        }
     }
 
     /// @notice Confirm the CID of the aggregate of `round`'s accepted updates, as this node computed it.

@@ -243,7 +243,6 @@ class MemberInfo:
     peer_id: str
     multiaddrs: tuple[str, ...]
     meta_cid: str | None
-    joined_block: int
 
 
 @dataclass(frozen=True)
@@ -254,7 +253,6 @@ class VersionInfo:
     parent: int
     metrics_cid: str | None
     base_model_id: str
-    released_block: int
 
 
 @dataclass(frozen=True)
@@ -364,8 +362,8 @@ class MembersClient(ContractClient):
         return self._call("isActive", account)
 
     def member(self, account: str) -> MemberInfo:
-        status, joined, peer_id, addrs, meta = self._call("memberOf", account)
-        return MemberInfo(account, MemberStatus(status), peer_id, tuple(addrs), _opt_cid(meta), joined)
+        status, peer_id, addrs, meta = self._call("memberOf", account)
+        return MemberInfo(account, MemberStatus(status), peer_id, tuple(addrs), _opt_cid(meta))
 
     def all_members(self) -> list[str]:
         return list(self._call("allMembers"))
@@ -523,8 +521,8 @@ class ModelsClient(ContractClient):
 
 
 def _version(version_id: int, v: Sequence[Any]) -> VersionInfo:
-    tag, cid, parent, metrics, model, block = v
-    return VersionInfo(version_id, tag, cid_from_bytes(cid), parent, _opt_cid(metrics), model, block)
+    tag, cid, parent, metrics, model = v
+    return VersionInfo(version_id, tag, cid_from_bytes(cid), parent, _opt_cid(metrics), model)
 
 
 class TimelockClient(ContractClient):

@@ -7,5 +7,7 @@ interface IContributionToken {
 
     function mintAllocation(address member, uint256 epoch, uint256 amount, bytes32 ref) external;
 
-    function grantWelcome(address member) external returns (uint256 minted);
+    function grantWelcome(address member) external;
+
+    function reservable(uint256 requested) external view returns (uint256 epoch, uint256 granted);
 }

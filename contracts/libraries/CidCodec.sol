@@ -21,6 +21,11 @@ library CidCodec {
         digest = bytes32(cid[4:36]);
     }
 
+    /// @notice Revert {InvalidCid} unless `cid` is a binary CIDv1 sha2-256 (raw or dag-pb).
+    function check(bytes calldata cid) internal pure {
+        decode(cid);
+    }
+
     /// @notice Rebuild the binary CID from codec and digest (empty when codec is 0).
     function encode(uint8 codec, bytes32 digest) internal pure returns (bytes memory) {
         if (codec == 0) return "";
