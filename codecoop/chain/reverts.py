@@ -8,6 +8,7 @@ names the contract, the error and its arguments, and adds what to do where that 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from eth_abi import decode as abi_decode
@@ -79,11 +80,9 @@ class RevertDecoder:
                 selector = "0x" + function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})").hex()
                 self._errors.setdefault(selector, (contract, item["name"], types, [i["name"] for i in item["inputs"]]))
 
-    def decode(self, data: str | bytes | None, *, fallback: str = "") -> ContractRevert:
+    def decode(self, data: str | bytes | dict | None, *, fallback: str = "") -> ContractRevert:
         """Turn revert data into the typed exception (an ``Unknown`` one when nothing matches)."""
-        if isinstance(data, (bytes, bytearray)):
-            data = "0x" + bytes(data).hex()
-        data = (data or "").lower()
+        data = _normalise(data)
         selector = data[:10]
         contract = None
         if selector in _STANDARD:
@@ -104,6 +103,28 @@ class RevertDecoder:
         if name in HINTS:
             message += f": {HINTS[name]}"
         return revert_class(name)(message, error=name, args=args, contract=contract)
+
+
+_HEX = re.compile(r"0x[0-9a-fA-F]{8,}")
+
+
+def _normalise(data: object) -> str:
+    """Revert data as lower-case hex, whatever shape the backend gave it in.
+
+    eth-tester gives bytes, geth a hex string, hardhat a dict whose ``data`` holds the hex or whose
+    ``message`` quotes it ("reverted with an unrecognized custom error (return data: 0x...)").
+    """
+    if isinstance(data, dict):
+        inner = data.get("data")
+        if isinstance(inner, dict):
+            inner = inner.get("data")
+        if not inner and isinstance(data.get("message"), str):
+            found = _HEX.search(data["message"])
+            inner = found.group(0) if found else None
+        data = inner
+    if isinstance(data, (bytes, bytearray)):
+        return "0x" + bytes(data).hex()
+    return data.lower() if isinstance(data, str) else ""
 
 
 def _show(value: object) -> str:

@@ -1,0 +1,47 @@
+"""The same deploy-and-round path against a real JSON-RPC chain: a hardhat@2 node the test starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from codecoop.chain import Deployment, connect, reverts
+from codecoop.chain.clients import Phase
+from codecoop.chain.devtools import DevFederation
+from codecoop.chain.hardhat import HardhatNode
+
+from .conftest import PARAMS
+
+pytestmark = pytest.mark.daemon
+
+
+@pytest.fixture(scope="module")
+def hardhat(tmp_path_factory):
+    with HardhatNode(log_path=tmp_path_factory.mktemp("hardhat") / "node.log") as node:
+        yield node
+
+
+def test_a_full_round_and_a_governance_change_on_a_hardhat_node(hardhat, tmp_path):
+    chain = connect(hardhat.url)
+    assert not chain.embedded and chain.chain_id == 31337
+    fed = DevFederation.create(4, PARAMS, chain=chain)
+    record = fed.run_round()
+    assert record.accepted == (0, 1, 2, 3)
+    assert fed.d.rounds.phase(record.round) is Phase.COMPLETED
+    assert fed.d.rounds.current_base() == record.aggregate_cid
+    assert all(m > 0 for m in record.minted.values())
+    with pytest.raises(reverts.AlreadyClaimed):
+        fed.d.rounds.claim(fed.members[0], record.round)  # a typed revert over JSON-RPC
+    rounds = fed.d.rounds
+    fed.pass_proposal([(rounds.address, rounds.encode("setQuorum", 6000))], "quorum 60%")
+    assert rounds.params().quorum_bps == 6000
+    reattached = Deployment.load(fed.d.save(tmp_path / "d.json"), connect(hardhat.url))
+    assert reattached.rounds.current_round() == record.round
+
+
+def test_reverts_over_json_rpc_are_typed_and_named(hardhat):
+    fed = DevFederation.create(2, PARAMS, chain=connect(hardhat.url))
+    r = fed.d.rounds.open_round(fed.members[0])
+    fed.d.rounds.submit_update(fed.members[0], r, "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq", 5)
+    with pytest.raises(reverts.AlreadySubmitted) as e:
+        fed.d.rounds.submit_update(fed.members[0], r, "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq", 5)
+    assert "one update per round" in str(e.value)
