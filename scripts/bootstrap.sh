@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# libp2p builds fastecdsa from source: it needs a C toolchain and GMP headers.
+# libp2p builds fastecdsa from source: it needs a C toolchain and GMP headers; the IPFS devnet script uses curl.
 missing=()
-for p in build-essential libgmp-dev; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+for p in build-essential libgmp-dev curl; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt: installing ${missing[*]}"
   as_root apt-get update -qq
