@@ -76,3 +76,24 @@ def test_transfers_can_be_enabled_only_by_governance(fed):
     fed.pass_proposal([(token.address, token.encode("setTransfersEnabled", True))], "Enable transfers")
     token.transfer(fed.members[0], fed.members[1].address, 1)
     assert token.balance_of(fed.members[1].address) == fed.d.params.welcome_grant + 1
+
+
+def test_a_release_that_breaks_the_registry_rules_fails_at_execution_with_the_named_error(fed):
+    models = fed.d.models
+    first = [(models.address, models.encode("release", "v1", cid_to_bytes(raw_cid(b"a")), 0, b"", "tiny"))]
+    fed.pass_proposal(first, "Release v1")
+    again = [(models.address, models.encode("release", "v1", cid_to_bytes(raw_cid(b"b")), 0, b"", "tiny"))]
+    with pytest.raises(reverts.TagExists):
+        fed.pass_proposal(again, "Release v1 again")
+    orphan = [(models.address, models.encode("release", "v9", cid_to_bytes(raw_cid(b"c")), 7, b"", "tiny"))]
+    with pytest.raises(reverts.UnknownVersion):
+        fed.pass_proposal(orphan, "Release with a parent that does not exist")
+    assert models.version_count() == 1
+
+
+def test_out_of_range_parameters_are_refused_even_through_governance(fed):
+    rounds = fed.d.rounds
+    for fn, args, name in [("setQuorum", (0,), "quorumBps"), ("setWindows", (0, 1, 1, 1), "windows"), ("setMaxUpdates", (113,), "maxUpdates")]:
+        with pytest.raises(reverts.InvalidParameter) as e:
+            fed.pass_proposal([(rounds.address, rounds.encode(fn, *args))], f"bad {name}")
+        assert name in str(e.value)
