@@ -44,10 +44,12 @@ __all__ = ["Finding", "CheckResult", "EpochStats", "RoundStats", "AuditReport", 
 
 CHECKS = ("rounds", "mints", "caps", "supply", "storage", "aggregates", "voters", "governance", "concentration")
 
-#: A voter is an outlier when the median of its votes' robust z-scores reaches this.
+#: A vote is an outlier when its robust z-score against the other voters on the same update reaches this.
 OUTLIER_Z = 4.0
-#: Fewest votes (each with at least two other voters on the same update) before judging a voter.
+#: A voter is flagged with at least this many outlier votes...
 OUTLIER_MIN_VOTES = 3
+#: ...making up at least this share of its judged votes (a voter who lies in some rounds only is still caught).
+OUTLIER_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -408,9 +410,11 @@ class _Audit:
                       f"(approve with a loss increase or reject with a decrease), first in round {where[0][0]}",
                       member=voter, round=where[0][0])
         for voter, scores in zs.items():
-            if len(scores) >= OUTLIER_MIN_VOTES and statistics.median(scores) >= OUTLIER_Z:
-                self.find("voters", "outlier-voter", f"{voter}'s reported loss deltas lie a median {statistics.median(scores):.1f} "
-                          f"robust deviations from the other voters' on the same {len(scores)} updates", member=voter)
+            far = [z for z in scores if z >= OUTLIER_Z]
+            if len(far) >= OUTLIER_MIN_VOTES and len(far) >= OUTLIER_SHARE * len(scores):
+                self.find("voters", "outlier-voter", f"{voter} reported loss deltas at least {OUTLIER_Z:g} robust deviations "
+                          f"(median {statistics.median(far):.1f}) from the other voters' on {len(far)} of the "
+                          f"{len(scores)} updates it judged", member=voter)
 
     # ------------------------------------------------------------------ governance
     def check_governance(self) -> None:
