@@ -92,3 +92,12 @@ class InvalidUpdate(AggregationError):
 # --- content store (continued) ---------------------------------------------------------------------
 class ObjectTooLarge(StorageError):
     """An object passes the size a reader accepts; reading stopped before it was buffered."""
+
+
+# --- participant node ------------------------------------------------------------------------------
+class NodeError(CodecoopError):
+    """The participant node cannot go on; the message says why and what to do."""
+
+
+class CharterMismatch(NodeError):
+    """The node's base model is not the one the federation's charter names."""

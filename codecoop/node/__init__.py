@@ -1,0 +1,53 @@
+"""The participant node: the round state machine that ties chain, store, transport, training and aggregation.
+
+* :class:`Node` — one organisation's side of every round (:meth:`Node.step`, :meth:`Node.run`).
+* :mod:`~codecoop.node.config` — the node's TOML configuration, validated with errors naming the key.
+* :mod:`~codecoop.node.journal` — the small local journal that makes a restart safe.
+* :mod:`~codecoop.node.transport` — in-process and libp2p transports.
+* :func:`parse_strategy` — the chain's ``name[:key=value,...]`` aggregation strategy string.
+
+Names load lazily: ``import codecoop.node`` does not import torch, web3 or libp2p.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "Node",
+    "NodeSettings",
+    "NodeEvent",
+    "NodeConfig",
+    "load_config",
+    "Journal",
+    "RoundEntry",
+    "StrategySpec",
+    "parse_strategy",
+    "InProcessNetwork",
+    "P2PTransport",
+    "initial_adapter",
+    "global_bytes",
+]
+
+_WHERE = {
+    "Node": "node",
+    "NodeSettings": "node",
+    "NodeEvent": "node",
+    "initial_adapter": "node",
+    "global_bytes": "node",
+    "NodeConfig": "config",
+    "load_config": "config",
+    "Journal": "journal",
+    "RoundEntry": "journal",
+    "StrategySpec": "strategy",
+    "parse_strategy": "strategy",
+    "InProcessNetwork": "transport",
+    "P2PTransport": "transport",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"codecoop.node.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'codecoop.node' has no attribute {name!r}")

@@ -1,0 +1,86 @@
+"""The node's small local journal: what is in flight in each round, so a restart never acts twice.
+
+The chain and the content store hold almost all state; the journal holds what only this node
+knows and cannot recompute: the CID of the adapter it trained (so a restart does not retrain), the
+decision to skip a round, and above all the ballot with its secret salt, written *before* the
+commitment is sent (a committed ballot whose salt is lost could never be revealed). The file is
+rewritten atomically (temporary file, fsync, rename) on every change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codecoop.errors import ConfigError
+
+__all__ = ["Journal", "RoundEntry"]
+
+FORMAT = "codecoop-journal/1"
+
+
+@dataclass
+class RoundEntry:
+    """This node's private facts about one round."""
+
+    round: int
+    base_cid: str | None = None
+    trained_cid: str | None = None
+    samples: int | None = None
+    improvement_micro: int | None = None
+    skipped: bool = False
+    ballot: dict[str, Any] | None = None
+    votes: dict[str, Any] = field(default_factory=dict)  # update id -> {"approve", "delta", "reason"}
+    aggregate_cid: str | None = None
+    state_cid: str | None = None
+    announced: bool = False
+    done: bool = False
+
+
+class Journal:
+    """A JSON file of :class:`RoundEntry` by round, plus the deployment it belongs to."""
+
+    def __init__(self, path: str | Path, *, deployment: str):
+        self.path = Path(path)
+        self.deployment = deployment
+        self.rounds: dict[int, RoundEntry] = {}
+        if self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"journal {self.path} is unreadable ({exc}); move it away to start afresh") from None
+        if data.get("format") != FORMAT:
+            raise ConfigError(f"{self.path} is not a codecoop journal (format {data.get('format')!r})")
+        if data.get("deployment") != self.deployment:
+            raise ConfigError(
+                f"journal {self.path} belongs to the deployment at {data.get('deployment')}, not {self.deployment}; "
+                "use another data folder for another federation"
+            )
+        self.rounds = {int(k): RoundEntry(**v) for k, v in data.get("rounds", {}).items()}
+
+    def entry(self, round_id: int) -> RoundEntry:
+        """The entry of ``round_id``, created (in memory) on first use."""
+        if round_id not in self.rounds:
+            self.rounds[round_id] = RoundEntry(round_id)
+        return self.rounds[round_id]
+
+    def save(self) -> None:
+        """Write the journal atomically and durably."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "format": FORMAT,
+            "deployment": self.deployment,
+            "rounds": {str(k): asdict(v) for k, v in sorted(self.rounds.items())},
+        }
+        with tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False, suffix=".tmp") as f:
+            json.dump(data, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(f.name, self.path)

@@ -1,0 +1,294 @@
+"""``codecoop sim``: many organisations on one machine, through full rounds on the real contracts.
+
+One embedded chain (eth-tester) with the real contract suite, one real :class:`LocalStore` per
+organisation, an in-process transport between them, one shared base model, real LoRA training and
+the federation's real aggregation. Each organisation is a :class:`~codecoop.node.Node`, exactly the
+state machine ``codecoop node run`` drives; the simulation steps the nodes in turn and, whenever
+none has anything left to do, mines the embedded chain to the end of the current window.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codecoop.errors import ConfigError
+from codecoop.sim.report import OrgReport, RoundReport, SimReport
+
+__all__ = ["SimConfig", "Simulation", "run_simulation"]
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Settings of one simulation; the defaults are the README's main job (about 5 minutes on 2 CPU cores)."""
+
+    orgs: int = 3
+    rounds: int = 3
+    strategy: str = "fedavg"
+    model: str = "tiny"
+    partition: str = "by-repository"
+    data: tuple[str, ...] = ()  # folders of Python code; default: installed projects
+    steps: int = 40
+    lr: float = 5e-3
+    r: int = 8
+    batch_size: int = 8
+    seq_len: int = 128
+    target_modules: tuple[str, ...] | None = None
+    eval_blocks: int = 24
+    max_files_per_org: int | None = 150
+    min_improvement_micro: int = 0
+    approve_min_delta_micro: int = -20_000
+    confirmations: int = 2
+    baselines: bool = True
+    seed: int = 0
+    workdir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.orgs < 2:
+            raise ConfigError("--orgs must be at least 2 (a federation needs peers to vote on updates)")
+        if self.rounds < 1:
+            raise ConfigError("--rounds must be at least 1")
+        if self.steps < 1:
+            raise ConfigError("--steps must be at least 1")
+
+    def train_config(self) -> Any:
+        from codecoop.training import TrainConfig
+
+        return TrainConfig(
+            r=self.r, alpha=2 * self.r, lr=self.lr, steps=self.steps, batch_size=self.batch_size,
+            seq_len=self.seq_len, seed=self.seed, target_modules=self.target_modules, progress=False,
+        )
+
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Hooks:
+    """Where a simulation reports progress (the CLI draws it with rich; tests stay quiet)."""
+
+    log: Log = lambda message: None
+    on_event: Callable[[Any], None] = lambda event: None
+    on_train_step: Callable[[str, Any], None] = lambda org, info: None
+    on_round: Callable[[RoundReport], None] = lambda report: None
+
+
+@dataclass
+class _Org:
+    name: str
+    node: Any
+    corpus: Any
+    projects: list[str]
+    baseline: Any = None
+    gas: dict[int, int] = field(default_factory=dict)
+    minted: dict[int, int] = field(default_factory=dict)
+
+
+class Simulation:
+    """Set up once (:meth:`setup`), then :meth:`run_round` R times; :meth:`run` does both."""
+
+    def __init__(self, config: SimConfig, hooks: Hooks | None = None):
+        self.config = config
+        self.hooks = hooks or Hooks()
+        self.orgs: list[_Org] = []
+        self.chain: Any = None
+        self.deployment: Any = None
+        self.base: Any = None
+        self.report: SimReport | None = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._current_train: str = ""
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> SimReport:
+        from codecoop.chain import FederationParams, connect, deploy
+        from codecoop.node import InProcessNetwork, Journal, Node, NodeSettings
+        from codecoop.node.strategy import parse_strategy
+        from codecoop.sim.data import default_sources, organisation_files
+        from codecoop.storage import LocalStore
+        from codecoop.training import CodeCorpus, load_base
+
+        cfg, log = self.config, self.hooks.log
+        began = time.perf_counter()
+        parse_strategy(cfg.strategy).build()  # a bad strategy fails before anything slow
+        train = cfg.train_config()
+        if cfg.workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="codecoop-sim-")
+        work = Path(cfg.workdir or self._tmp.name)  # type: ignore[union-attr]
+
+        log(f"loading base model {cfg.model!r} (tiny is built and cached on first use, 1-2 min)")
+        self.base = load_base(cfg.model)
+        sources = [Path(p).expanduser() for p in cfg.data] or default_sources()
+        parts = organisation_files(sources, cfg.orgs, cfg.partition, cfg.seed, max_files=cfg.max_files_per_org)
+        corpora = []
+        for i, files in enumerate(parts):
+            corpus = CodeCorpus.from_files(files, self.base.tokenizer, seed=cfg.seed, validation_fraction=0.15)
+            corpora.append(corpus)
+            projects = sorted({d.repository for d in corpus.documents})
+            log(f"org-{i}: {len(files)} files from {', '.join(projects)}: "
+                f"{corpus.stats.train_tokens:,} training / {corpus.stats.validation_tokens:,} validation tokens")
+
+        self.chain = connect("embedded")
+        n = cfg.orgs
+        window = 2 * n + 10  # every transaction mines a block on the embedded chain
+        params = FederationParams(
+            submit_window=window, commit_window=window, reveal_window=window, confirm_window=window,
+            confirmations=min(cfg.confirmations, n), aggregation_strategy=cfg.strategy,
+            base_model_id=cfg.model, base_weights_hash="0x" + self.base.weights_hash,
+        )
+        log("compiling and deploying the contracts on the embedded chain")
+        self.deployment = deploy(self.chain, params)
+        network = InProcessNetwork()
+        settings = NodeSettings(
+            train=train, eval_block_size=cfg.seq_len, eval_max_blocks=cfg.eval_blocks,
+            min_improvement_micro=cfg.min_improvement_micro, approve_min_delta_micro=cfg.approve_min_delta_micro,
+        )
+        for i, corpus in enumerate(corpora):
+            name = f"org-{i}"
+            account = self.chain.new_account()
+            store = LocalStore(work / name / "store")
+            journal = Journal(work / name / "journal.json", deployment=self.deployment.addresses["RoundManager"])
+            node = Node(
+                name=name, account=account, deployment=self.deployment, store=store,
+                transport=network.attach(account.address, store), base=self.base, corpus=corpus,
+                settings=settings, journal=journal, on_event=self._event,
+                on_train_step=lambda info, name=name: self.hooks.on_train_step(name, info),
+            )
+            node.check_charter()
+            node.ensure_member(peer_id=f"sim-{name}")
+            self.orgs.append(_Org(name, node, corpus, sorted({d.repository for d in corpus.documents})))
+        initial = self.global_loss(self.orgs[0].node.global_adapter(None))
+        log(f"global validation loss of version 0: {initial:.4f} (perplexity {math.exp(initial):.2f})")
+        self.report = SimReport(
+            settings={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+            orgs=[
+                OrgReport(
+                    o.name, o.node.address, o.projects, o.corpus.stats.train_files, o.corpus.stats.validation_files,
+                    o.corpus.stats.train_tokens, o.corpus.stats.validation_tokens,
+                )
+                for o in self.orgs
+            ],
+            initial_loss=initial,
+            setup_s=time.perf_counter() - began,
+        )
+        return self.report
+
+    def _event(self, event: Any) -> None:
+        org = next((o for o in self.orgs if o.name == event.node), None)
+        if org is not None:
+            if "gas" in event.data:
+                org.gas[event.round] = org.gas.get(event.round, 0) + int(event.data["gas"])
+            if event.kind == "claimed":
+                org.minted[event.round] = org.minted.get(event.round, 0) + int(event.data["minted"])
+        self.hooks.on_event(event)
+
+    # ------------------------------------------------------------------ evaluation
+    def global_loss(self, adapter: Any) -> float:
+        """Token-weighted held-out loss of ``adapter`` over every organisation's validation split."""
+        from codecoop.training import evaluate
+
+        total = tokens = 0.0
+        for o in self.orgs:
+            m = evaluate(self.base, adapter, o.corpus, block_size=self.config.seq_len, max_blocks=self.config.eval_blocks)
+            total += m.loss * m.n_tokens
+            tokens += m.n_tokens
+        return total / tokens
+
+    def _baselines(self, round_id: int) -> dict[str, float]:
+        """Train each organisation alone for one more round's steps and judge it on the global validation data."""
+        from codecoop.training import Adapter, train_lora
+
+        out = {}
+        for o in self.orgs:
+            entry = o.node.journal.rounds.get(1)
+            if o.baseline is None and round_id == 1 and entry is not None and entry.trained_cid:
+                # round 1 trains from version 0 in both settings: the submitted adapter is the baseline
+                o.baseline = Adapter.from_bytes(o.node.store.get(entry.trained_cid), self.base)
+            else:
+                start = o.baseline if o.baseline is not None else o.node.global_adapter(None)
+                self.hooks.log(f"{o.name}: single-client baseline, {self.config.steps} more steps alone")
+                o.baseline = train_lora(
+                    self.base, o.corpus, self.config.train_config(), start=start,
+                    on_step=lambda info, name=o.name: self.hooks.on_train_step(f"{name} alone", info),
+                )
+            out[o.name] = self.global_loss(o.baseline)
+        return out
+
+    # ------------------------------------------------------------------ rounds
+    def run_round(self) -> RoundReport:
+        """Open a round (as org-0) and step every node through it until it completes or fails."""
+        from codecoop.chain import Phase
+
+        assert self.report is not None, "call setup() first"
+        began = time.perf_counter()
+        rounds = self.deployment.rounds
+        r = self.orgs[0].node.open_round()
+        if r is None:
+            raise ConfigError("the previous round is not done; cannot open another")
+        rep = RoundReport(round=r)
+        def seen() -> Phase:
+            phase = rounds.phase(r)
+            if not rep.phases or rep.phases[-1] != phase.name:
+                rep.phases.append(phase.name)
+            return phase
+
+        while True:
+            phase = seen()
+            acted = False
+            for o in self.orgs:
+                if o.node.step():
+                    acted = True
+                    seen()
+            if acted:
+                continue
+            if phase in (Phase.COMPLETED, Phase.FAILED):
+                break
+            info = rounds.round(r)
+            ends = {Phase.SUBMIT: info.submit_end, Phase.COMMIT: info.commit_end, Phase.REVEAL: info.reveal_end,
+                    Phase.CONFIRM: info.confirm_end}
+            if phase not in ends:
+                raise ConfigError(f"round {r} is stuck in phase {phase.name}: no node can act")
+            self.chain.mine_to(ends[phase] + 1)
+        info = rounds.round(r)
+        rep.submitted = info.update_count
+        rep.skipped = sum(1 for o in self.orgs if o.node.journal.entry(r).skipped)
+        rep.accepted = len(info.accepted_ids)
+        rep.rejected = info.update_count - rep.accepted
+        rep.outcome = {Phase.COMPLETED: "completed", Phase.FAILED: "failed"}[info.phase]
+        if info.phase is Phase.COMPLETED and not info.accepted_ids:
+            rep.outcome = "completed, nothing accepted"
+        rep.global_cid = info.global_cid
+        rep.global_loss = self.global_loss(self.orgs[0].node.global_adapter(info.global_cid))
+        if self.config.baselines:
+            rep.baseline_loss = self._baselines(r)
+        rep.gas = {o.name: o.gas.get(r, 0) for o in self.orgs}
+        rep.minted = {o.name: o.minted.get(r, 0) / 10**18 for o in self.orgs}
+        rep.wall_s = time.perf_counter() - began
+        self.report.rounds.append(rep)
+        self.hooks.on_round(rep)
+        return rep
+
+    def run(self) -> SimReport:
+        began = time.perf_counter()
+        report = self.setup()
+        for _ in range(self.config.rounds):
+            self.run_round()
+        report.wall_s = time.perf_counter() - began
+        return report
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def run_simulation(config: SimConfig, hooks: Hooks | None = None) -> SimReport:
+    """Run a whole simulation and return its report (temporary files removed)."""
+    sim = Simulation(config, hooks)
+    try:
+        return sim.run()
+    finally:
+        sim.close()
