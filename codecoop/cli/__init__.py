@@ -43,6 +43,12 @@ def _register() -> None:
     from codecoop.cli import chain
 
     app.add_typer(chain.app, name="chain")
+    from codecoop.cli import audit, dao, model, token
+
+    app.add_typer(dao.app, name="dao")
+    app.add_typer(token.app, name="token")
+    app.add_typer(audit.app, name="audit")
+    app.add_typer(model.app, name="model")
 
 
 def main(argv: list[str] | None = None) -> int:

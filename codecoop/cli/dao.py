@@ -1,0 +1,323 @@
+"""``codecoop dao``: propose, vote on, queue and execute governance proposals; verify a release first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from codecoop.cli import console
+from codecoop.cli._context import CHAIN, DEPLOYMENT, KEYSTORE, PASSWORD_ENV, PASSWORD_FILE, STORE, STORE_ROOT
+from codecoop.errors import ConfigError
+
+app = typer.Typer(help="Govern the federation: releases, parameters, members.", no_args_is_help=True)
+propose_app = typer.Typer(help="Make a proposal (needs voting power above the proposal threshold).", no_args_is_help=True)
+app.add_typer(propose_app, name="propose")
+
+SUPPORT = {"against": 0, "for": 1, "abstain": 2}
+DESCRIPTION = typer.Option(None, "--description", help="Proposal text (a default one describes the calls).")
+
+
+def _submit(chain_url: str, deployment_file: Path, keystore, password_env, password_file, build) -> None:
+    from codecoop.cli._context import open_deployment, signer
+
+    d = open_deployment(chain_url, deployment_file)
+    account = signer(keystore, password_env, password_file)
+    proposal = build(d)
+    pid = d.governor.propose(account, list(proposal.calls), proposal.description)
+    console.print(f"proposal [bold]{pid}[/] created: {proposal.description}")
+    console.print(f"voting opens after block {d.governor.snapshot(pid)} and closes at block {d.governor.deadline(pid)}")
+
+
+@propose_app.command("release")
+def propose_release(
+    tag: str = typer.Argument(..., help="The new version's tag, e.g. v2."),
+    cid: Optional[str] = typer.Option(None, "--cid", help="Adapter CID to release (default: the current global model)."),
+    parent: Optional[str] = typer.Option(None, "--parent", help="Parent version tag (default: the latest release; 'none' for the base)."),
+    metrics_cid: Optional[str] = typer.Option(None, "--metrics-cid", help="CID of a metrics document already in the store."),
+    metrics_file: Optional[Path] = typer.Option(None, "--metrics", help="JSON file of metrics to publish with the contributions."),
+    store: Optional[str] = STORE,
+    store_root: Optional[Path] = STORE_ROOT,
+    description: Optional[str] = DESCRIPTION,
+    chain_url: str = CHAIN,
+    deployment_file: Path = DEPLOYMENT,
+    keystore: Optional[Path] = KEYSTORE,
+    password_env: Optional[str] = PASSWORD_ENV,
+    password_file: Optional[Path] = PASSWORD_FILE,
+) -> None:
+    """Propose releasing a model version (ModelRegistry.release).
+
+    With a store, the proposal carries a metrics document (your metrics plus the members' contribution
+    shares since the parent, computed from the ledger) as its metrics CID.
+
+    Example: codecoop dao propose release v2 --store embedded --store-root ./store --keystore me.json --password-env PW
+    """
+    import json
+
+    from codecoop.cli._context import open_content_store
+    from codecoop.governance import contributions, metrics_document, release
+    from codecoop.token.ledger import Ledger
+
+    def build(d):
+        target = cid or d.rounds.current_base()
+        if target is None:
+            raise ConfigError("no global model exists yet (no round completed); give --cid")
+        versions = d.models.versions()
+        if parent is None:
+            parent_id = versions[-1].id if versions else 0
+        elif parent == "none":
+            parent_id = 0
+        else:
+            parent_id = d.models.version_by_tag(parent).id
+        parent_cid = d.models.version(parent_id).cid if parent_id else None
+        m_cid = metrics_cid
+        content = open_content_store(store, store_root)
+        if m_cid is None and content is not None:
+            metrics = json.loads(metrics_file.read_text()) if metrics_file else None
+            shares = contributions(Ledger.from_deployment(d), target, parent_cid)
+            doc = metrics_document(tag, target, parent_id, d.models.charter().base_model_id, shares, metrics)
+            m_cid = content.put(doc)
+            content.pin(m_cid)
+        return release(d, tag, target, parent=parent_id, metrics_cid=m_cid, description=description)
+
+    _submit(chain_url, deployment_file, keystore, password_env, password_file, build)
+
+
+@propose_app.command("param")
+def propose_param(
+    changes: list[str] = typer.Argument(..., help="NAME=VALUE pairs, e.g. quorum=7500 aggregation-strategy=fedmedian."),
+    description: Optional[str] = DESCRIPTION,
+    chain_url: str = CHAIN,
+    deployment_file: Path = DEPLOYMENT,
+    keystore: Optional[Path] = KEYSTORE,
+    password_env: Optional[str] = PASSWORD_ENV,
+    password_file: Optional[Path] = PASSWORD_FILE,
+) -> None:
+    """Propose changing parameters. Names: submit-window, commit-window, reveal-window, confirm-window,
+    quorum, confirmations, max-updates, aggregation-strategy, submit-reward, voter-reward, reward-bound,
+    epoch-length, epoch-cap, member-epoch-cap, welcome-grant, transfers, admission, min-improvement.
+    Token amounts are in tokens (e.g. 2.5) or in wei with a 'wei' suffix.
+    """
+    from codecoop.governance import set_parameter
+
+    pairs = []
+    for change in changes:
+        name, sep, value = change.partition("=")
+        if not sep:
+            raise ConfigError(f"{change!r} is not NAME=VALUE")
+        pairs.append((name.strip(), value.strip()))
+    _submit(chain_url, deployment_file, keystore, password_env, password_file, lambda d: set_parameter(d, pairs, description))
+
+
+def _member_command(action: str, summary: str) -> None:
+    def command(
+        member: str = typer.Argument(..., help="The member's address."),
+        description: Optional[str] = DESCRIPTION,
+        chain_url: str = CHAIN,
+        deployment_file: Path = DEPLOYMENT,
+        keystore: Optional[Path] = KEYSTORE,
+        password_env: Optional[str] = PASSWORD_ENV,
+        password_file: Optional[Path] = PASSWORD_FILE,
+    ) -> None:
+        from codecoop.governance import member_action
+
+        _submit(
+            chain_url, deployment_file, keystore, password_env, password_file,
+            lambda d: member_action(d, action, member, description),
+        )  # fmt: skip
+
+    command.__doc__ = summary
+    propose_app.command(action)(command)
+
+
+_member_command("admit", "Propose admitting a pending member (admission by approval).")
+_member_command("suspend", "Propose suspending an active member.")
+_member_command("reinstate", "Propose lifting a member's suspension.")
+_member_command("remove", "Propose removing a member for good.")
+
+
+def _proposal(d, proposal_id: int):
+    from codecoop.token.ledger import Ledger
+
+    found = Ledger.from_deployment(d).proposals.get(proposal_id)
+    if found is None:
+        raise ConfigError(f"no proposal {proposal_id} on this deployment; `codecoop dao list` shows them")
+    return found
+
+
+def _calls(p) -> list[tuple[str, bytes]]:
+    return list(zip(p.targets, p.calldatas))
+
+
+@app.command()
+def vote(
+    proposal_id: int = typer.Argument(..., help="Proposal id."),
+    support: str = typer.Argument(..., help="for, against or abstain."),
+    reason: str = typer.Option("", "--reason", help="Reason recorded on-chain with the vote."),
+    chain_url: str = CHAIN,
+    deployment_file: Path = DEPLOYMENT,
+    keystore: Optional[Path] = KEYSTORE,
+    password_env: Optional[str] = PASSWORD_ENV,
+    password_file: Optional[Path] = PASSWORD_FILE,
+) -> None:
+    """Vote on a proposal with your delegated voting power at its snapshot."""
+    from codecoop.cli._context import open_deployment, signer
+
+    if support not in SUPPORT:
+        raise ConfigError(f"support is one of {', '.join(SUPPORT)}, not {support!r}")
+    d = open_deployment(chain_url, deployment_file)
+    account = signer(keystore, password_env, password_file)
+    d.governor.cast_vote(account, proposal_id, SUPPORT[support], reason)
+    against, for_, abstain = d.governor.votes(proposal_id)
+    console.print(f"voted {support} on {proposal_id}; tally: for {for_ / 1e18:,.2f}, against {against / 1e18:,.2f}, abstain {abstain / 1e18:,.2f}")
+
+
+@app.command()
+def queue(
+    proposal_id: int = typer.Argument(..., help="Proposal id."),
+    chain_url: str = CHAIN,
+    deployment_file: Path = DEPLOYMENT,
+    keystore: Optional[Path] = KEYSTORE,
+    password_env: Optional[str] = PASSWORD_ENV,
+    password_file: Optional[Path] = PASSWORD_FILE,
+) -> None:
+    """Queue a succeeded proposal in the timelock."""
+    from codecoop.cli._context import open_deployment, signer
+
+    d = open_deployment(chain_url, deployment_file)
+    p = _proposal(d, proposal_id)
+    d.governor.queue(signer(keystore, password_env, password_file), _calls(p), p.description)
+    console.print(f"proposal {proposal_id} queued; executable after {d.governor.eta(proposal_id)} (unix time)")
+
+
+@app.command()
+def execute(
+    proposal_id: int = typer.Argument(..., help="Proposal id."),
+    chain_url: str = CHAIN,
+    deployment_file: Path = DEPLOYMENT,
+    keystore: Optional[Path] = KEYSTORE,
+    password_env: Optional[str] = PASSWORD_ENV,
+    password_file: Optional[Path] = PASSWORD_FILE,
+) -> None:
+    """Execute a queued proposal once the timelock delay has passed."""
+    from codecoop.cli._context import open_deployment, signer
+
+    d = open_deployment(chain_url, deployment_file)
+    p = _proposal(d, proposal_id)
+    d.governor.execute(signer(keystore, password_env, password_file), _calls(p), p.description)
+    console.print(f"proposal {proposal_id} executed: {p.description}")
+
+
+@app.command("list")
+def list_(chain_url: str = CHAIN, deployment_file: Path = DEPLOYMENT) -> None:
+    """List every proposal with its state and tally."""
+    from codecoop.cli._context import open_deployment
+    from codecoop.token.ledger import Ledger
+
+    d = open_deployment(chain_url, deployment_file)
+    table = Table(title="proposals")
+    for col in ("id", "state", "for", "against", "abstain", "closes", "description"):
+        table.add_column(col)
+    proposals = Ledger.from_deployment(d).proposals
+    for pid, p in proposals.items():
+        against, for_, abstain = d.governor.votes(pid)
+        table.add_row(
+            str(pid)[:12] + "...", d.governor.state(pid).name.lower(), f"{for_ / 1e18:,.1f}", f"{against / 1e18:,.1f}",
+            f"{abstain / 1e18:,.1f}", str(d.governor.deadline(pid)), p.description,
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"{len(proposals)} proposal(s); full ids with `codecoop dao show`")
+
+
+@app.command()
+def show(proposal_id: int = typer.Argument(..., help="Proposal id."), chain_url: str = CHAIN, deployment_file: Path = DEPLOYMENT) -> None:
+    """Show a proposal: its decoded calls, state, votes and timeline."""
+    from codecoop.cli._context import open_deployment
+    from codecoop.governance import describe_call
+
+    d = open_deployment(chain_url, deployment_file)
+    p = _proposal(d, proposal_id)
+    against, for_, abstain = d.governor.votes(proposal_id)
+    console.print(f"[bold]proposal {proposal_id}[/]: {p.description}")
+    console.print(f"state {d.governor.state(proposal_id).name.lower()}, proposed by {p.proposer} in block {p.block}, "
+                  f"voting blocks {p.vote_start}..{d.governor.deadline(proposal_id)}")
+    for target, data in _calls(p):
+        contract, fn, args = describe_call(d, target, data)
+        shown = ", ".join(f"{k}={'0x' + v.hex() if isinstance(v, bytes) else v}" for k, v in args.items())
+        console.print(f"  call {contract}.{fn}({shown})")
+    console.print(f"votes: for {for_ / 1e18:,.2f}, against {against / 1e18:,.2f}, abstain {abstain / 1e18:,.2f} "
+                  f"({len(p.votes)} voter(s))")
+
+
+@app.command()
+def delegate(
+    to: Optional[str] = typer.Argument(None, help="Address to delegate to (default: yourself)."),
+    chain_url: str = CHAIN,
+    deployment_file: Path = DEPLOYMENT,
+    keystore: Optional[Path] = KEYSTORE,
+    password_env: Optional[str] = PASSWORD_ENV,
+    password_file: Optional[Path] = PASSWORD_FILE,
+) -> None:
+    """Delegate your voting power (to yourself to vote directly); always allowed, even when transfers are off."""
+    from codecoop.cli._context import open_deployment, signer
+
+    d = open_deployment(chain_url, deployment_file)
+    account = signer(keystore, password_env, password_file)
+    d.token.delegate(account, to)
+    target = to or account.address
+    console.print(f"{account.address} delegates to {target}, whose voting power is now {d.token.votes(target) / 1e18:,.2f}")
+
+
+@app.command()
+def verify(
+    proposal_id: int = typer.Argument(..., help="Id of a release proposal."),
+    data: Path = typer.Option(..., "--data", help="Your own held-out code (a folder or git work tree)."),
+    problems: int = typer.Option(3, "--humaneval", help="HumanEval problems for pass@1 (greedy); 0 skips it."),
+    max_blocks: int = typer.Option(16, "--max-blocks", help="Held-out blocks evaluated (a fixed prefix)."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Tokens generated per HumanEval problem."),
+    store: Optional[str] = STORE,
+    store_root: Optional[Path] = STORE_ROOT,
+    chain_url: str = CHAIN,
+    deployment_file: Path = DEPLOYMENT,
+) -> None:
+    """Re-evaluate a proposed release against its parent on your own data and HumanEval, and say whether
+    it meets the release criteria (exit status 1 if it does not). Run it before you vote."""
+    from codecoop.cli._context import open_content_store, open_deployment
+    from codecoop.chain.cid import cid_from_bytes
+    from codecoop.governance import ReleaseCriteria, describe_call, load_adapter, verify_release
+    from codecoop.token.ledger import Ledger
+    from codecoop.training import CodeCorpus, load_base
+
+    d = open_deployment(chain_url, deployment_file)
+    p = _proposal(d, proposal_id)
+    content = open_content_store(store, store_root, required=True)
+    releases = [args for t, c in _calls(p) for contract, fn, args in [describe_call(d, t, c)] if fn == "release"]
+    if not releases:
+        raise ConfigError(f"proposal {proposal_id} releases no model; `codecoop dao show {proposal_id}` says what it does")
+    args = releases[0]
+    ledger = Ledger.from_deployment(d)
+    with console.status(f"loading base model {args['baseModelId']} ..."):
+        base = load_base(args["baseModelId"])
+    candidate = load_adapter(content, ledger, cid_from_bytes(args["cid"]), base)
+    parent = load_adapter(content, ledger, d.models.version(args["parent"]).cid, base) if args["parent"] else None
+    corpus = CodeCorpus.from_path(data, base.tokenizer)
+    criteria = ReleaseCriteria(d.models.min_improvement_bps())
+    with console.status("evaluating parent and candidate ..."):
+        v = verify_release(
+            base, candidate, parent, corpus, criteria, tag=args["tag"], problems=problems, max_blocks=max_blocks, max_new_tokens=max_new_tokens
+        )  # fmt: skip
+    table = Table(title=f"release {v.tag} (proposal {proposal_id})")
+    for col in ("", "parent" if parent else "base", "candidate"):
+        table.add_column(col)
+    table.add_row("held-out perplexity", f"{v.parent_perplexity:.3f}", f"{v.candidate_perplexity:.3f}")
+    table.add_row(f"HumanEval pass@1 ({v.problems} problems)", f"{v.parent_pass_at_1:.3f}", f"{v.candidate_pass_at_1:.3f}")
+    console.print(table)
+    verdict = "[green]meets[/]" if v.meets else "[red]does not meet[/]"
+    console.print(
+        f"improvement {v.improvement:+.2%} (criterion: at least {v.min_improvement_bps / 100:.2f}%, pass@1 not below the parent's): "
+        f"{verdict} the release criteria"
+    )
+    if not v.meets:
+        raise typer.Exit(1)

@@ -1,0 +1,81 @@
+"""``codecoop model``: released versions, and pulling one as a merged Hugging Face model folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from codecoop.cli import console
+from codecoop.cli._context import CHAIN, DEPLOYMENT, STORE, STORE_ROOT
+
+app = typer.Typer(help="Released model versions: list, pull.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_(chain_url: str = CHAIN, deployment_file: Path = DEPLOYMENT) -> None:
+    """List released versions with their parents and CIDs."""
+    from codecoop.cli._context import open_deployment
+
+    d = open_deployment(chain_url, deployment_file)
+    versions = d.models.versions()
+    tags = {v.id: v.tag for v in versions}
+    table = Table(title="released versions")
+    for col in ("id", "tag", "parent", "base model", "cid", "block"):
+        table.add_column(col)
+    for v in versions:
+        table.add_row(str(v.id), v.tag, tags.get(v.parent, "-"), v.base_model_id, v.cid, str(v.released_block))
+    console.print(table)
+    console.print(f"{len(versions)} version(s); release rule: at least {d.models.min_improvement_bps() / 100:.2f}% perplexity improvement")
+
+
+@app.command()
+def pull(
+    tag: str = typer.Argument(..., help="Version tag, e.g. v1."),
+    out: Path = typer.Option(..., "--out", help="Folder for the merged Hugging Face model (created)."),
+    store: Optional[str] = STORE,
+    store_root: Optional[Path] = STORE_ROOT,
+    chain_url: str = CHAIN,
+    deployment_file: Path = DEPLOYMENT,
+) -> None:
+    """Fetch a release, verify it (CID, base weights hash, adapter layout), merge it into the base model,
+    and write a Hugging Face folder with a model card crediting the contributors since the parent version."""
+    from codecoop.cli._context import open_content_store, open_deployment
+    from codecoop.errors import ConfigError
+    from codecoop.governance import contributions, load_adapter, model_card
+    from codecoop.token.ledger import Ledger
+    from codecoop.training import load_base
+
+    d = open_deployment(chain_url, deployment_file)
+    content = open_content_store(store, store_root, required=True)
+    version = d.models.version_by_tag(tag)
+    parent = d.models.version(version.parent) if version.parent else None
+    charter = d.models.charter()
+    with console.status(f"loading base model {version.base_model_id} ..."):
+        base = load_base(version.base_model_id)
+    if charter.base_weights_hash.removeprefix("0x") not in ("00" * 32, base.weights_hash):
+        raise ConfigError(
+            f"base model {version.base_model_id} has weights sha256 {base.weights_hash}, the charter requires "
+            f"{charter.base_weights_hash}; load the base model the federation agreed on"
+        )
+    ledger = Ledger.from_deployment(d)
+    adapter = load_adapter(content, ledger, version.cid, base)
+    merged = adapter.merge(base)
+    out.mkdir(parents=True, exist_ok=True)
+    merged.model.save_pretrained(out)
+    base.tokenizer.save_pretrained(out)
+    metrics = json.loads(content.get(version.metrics_cid)) if version.metrics_cid else None
+    shares = contributions(ledger, version.cid, parent.cid if parent else None)
+    (out / "README.md").write_text(
+        model_card(tag, version.cid, version.base_model_id, parent.tag if parent else None, shares, d.params.token_symbol,
+                   metrics.get("metrics") if metrics else None)
+    )  # fmt: skip
+    (out / "codecoop-release.json").write_text(
+        json.dumps({"tag": tag, "cid": version.cid, "parent": parent.tag if parent else None, "metrics_cid": version.metrics_cid,
+                    "base_model_id": version.base_model_id, "merged_weights_sha256": merged.weights_hash}, indent=1)
+    )  # fmt: skip
+    console.print(f"{tag} ({version.cid}) verified and merged into {version.base_model_id}: {out}")
+    console.print(f"model card credits {len(shares)} member(s) since {parent.tag if parent else 'the base model'}")
