@@ -36,7 +36,7 @@ class RoundEntry:
     ballot: dict[str, Any] | None = None
     votes: dict[str, Any] = field(default_factory=dict)  # update id -> {"approve", "delta", "reason"}
     aggregate_cid: str | None = None
-    state_cid: str | None = None
+    aggregate_error: str | None = None
     announced: bool = False
     done: bool = False
 

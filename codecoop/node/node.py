@@ -16,8 +16,9 @@ the next round's base. Server-optimiser state travels beside it, named by ``code
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,6 +180,8 @@ class Node:
         self._adapters: dict[str | None, Any] = {}  # global versions by CID (None: version 0)
         self._losses: dict[str | None, float] = {}  # own held-out loss by adapter CID
         self._samples: dict[int, dict[int, int]] = {}  # round -> update id -> nSamples
+        self.timings: dict[int, dict[str, float]] = {}
+        """Seconds spent per round and activity: train, publish, vote, finalize, aggregate, confirm, claim."""
 
     # ------------------------------------------------------------------ setup
     def _emit(self, round_id: int, kind: str, message: str, **data: Any) -> None:
@@ -210,6 +213,15 @@ class Node:
         if status in (MemberStatus.SUSPENDED, MemberStatus.REMOVED):
             raise NodeError(f"account {self.address} is {status.name.lower()} in this federation; it cannot take part")
         return status
+
+    @contextlib.contextmanager
+    def _timed(self, round_id: int, activity: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            per_round = self.timings.setdefault(round_id, {})
+            per_round[activity] = per_round.get(activity, 0.0) + time.perf_counter() - began
 
     # ------------------------------------------------------------------ models
     def global_adapter(self, cid: str | None) -> Any:
@@ -259,16 +271,23 @@ class Node:
         entry = self.journal.entry(r)
         phase = info.phase
         if phase is Phase.SUBMIT:
-            return self._submit_phase(info, entry) or self._prefetch(info)
+            if self._submit_phase(info, entry):
+                return True
+            with self._timed(r, "vote"):  # peers' updates are fetched to be judged
+                return self._prefetch(info)
         if phase is Phase.COMMIT:
-            return self._commit(info, entry)
+            with self._timed(r, "vote"):
+                return self._commit(info, entry)
         if phase is Phase.REVEAL:
-            return self._reveal(info, entry)
+            with self._timed(r, "vote"):
+                return self._reveal(info, entry)
         if phase is Phase.FINALIZABLE:
-            return self._finalize(info)
+            with self._timed(r, "finalize"):
+                return self._finalize(info)
         if phase is Phase.CONFIRM:
             return self._confirm(info, entry)
-        return self._claim(info, entry) or self._maybe_open(r, phase)
+        with self._timed(r, "claim"):
+            return self._claim(info, entry) or self._maybe_open(r, phase)
 
     def run(self, *, poll: float = 2.0, stop: Callable[[], bool] = lambda: False) -> None:
         """Step until ``stop()`` is true, sleeping ``poll`` seconds whenever nothing is due.
@@ -315,7 +334,8 @@ class Node:
             self._train_and_submit(info, entry)
             return True
         if part.own_update is not None and entry.trained_cid and not entry.announced:
-            self.transport.announce(r, entry.trained_cid)
+            with self._timed(r, "publish"):
+                self.transport.announce(r, entry.trained_cid)
             entry.announced = True
             self.journal.save()
             return True
@@ -326,13 +346,14 @@ class Node:
         if entry.trained_cid is None:
             from codecoop.training import train_lora
 
-            start = self.global_adapter(info.base_cid)
-            base_loss = self.own_loss(start, info.base_cid)
-            self._emit(r, "training", f"training {self.settings.train.steps} steps from {info.base_cid or 'version 0'}")
-            began = time.perf_counter()
-            adapter = train_lora(self.base, self.corpus, self.settings.train, start=start, on_step=self.on_train_step)
-            train_s = time.perf_counter() - began
-            loss = self.own_loss(adapter, None)
+            with self._timed(r, "train"):
+                start = self.global_adapter(info.base_cid)
+                base_loss = self.own_loss(start, info.base_cid)
+                self._emit(r, "training", f"training {self.settings.train.steps} steps from {info.base_cid or 'version 0'}")
+                began = time.perf_counter()
+                adapter = train_lora(self.base, self.corpus, self.settings.train, start=start, on_step=self.on_train_step)
+                train_s = time.perf_counter() - began
+                loss = self.own_loss(adapter, None)
             improvement = round((base_loss - loss) * 1e6)
             entry.improvement_micro = improvement
             entry.base_cid = info.base_cid
@@ -342,12 +363,19 @@ class Node:
                 self.journal.save()
                 self._emit(r, "skipped", f"own loss {base_loss:.4f} -> {loss:.4f}: below the submit threshold, not submitting", **data)
                 return
-            blob = adapter.to_bytes()
-            cid = self.store.put(blob)
-            self.store.pin(cid)
-            entry.trained_cid, entry.samples = cid, max(adapter.num_samples, 1)
-            self.journal.save()
+            with self._timed(r, "publish"):
+                blob = adapter.to_bytes()
+                cid = self.store.put(blob)
+                self.store.pin(cid)
+                entry.trained_cid, entry.samples = cid, max(adapter.num_samples, 1)
+                self.journal.save()
             self._emit(r, "trained", f"own loss {base_loss:.4f} -> {loss:.4f} in {train_s:.1f} s", bytes=len(blob), **data)
+        with self._timed(r, "publish"):
+            self._register(info, entry)
+
+    def _register(self, info: RoundInfo, entry: RoundEntry) -> None:
+        r = info.round
+        assert entry.trained_cid is not None
         try:
             submitted = self.d.rounds.submit_update(self.account, r, entry.trained_cid, entry.samples or 1)
         except ContractRevert as exc:
@@ -494,21 +522,25 @@ class Node:
         part = self.d.rounds.participation(r, self.address)
         if not part.revealed or part.confirmed:
             return False
+        if entry.aggregate_error:
+            return False
         if entry.aggregate_cid is None:
             began = time.perf_counter()
             try:
-                cid, data = self.aggregate(info)
+                with self._timed(r, "aggregate"):
+                    cid, data = self.aggregate(info)
             except (AggregationError, StorageError) as exc:
                 self._emit(r, "warning", f"cannot aggregate round {r}: {exc}")
-                entry.done = True
+                entry.aggregate_error = str(exc)
                 self.journal.save()
                 return False
             entry.aggregate_cid = cid
             self.journal.save()
             self._emit(r, "aggregated", f"aggregated {len(info.accepted_ids)} updates -> {cid[:20]}...",
-                       seconds=time.perf_counter() - began, bytes=len(data))
+                       seconds=time.perf_counter() - began, bytes=len(data), cid=cid)
         try:
-            tx = self.d.rounds.confirm_aggregate(self.account, r, entry.aggregate_cid)
+            with self._timed(r, "confirm"):
+                tx = self.d.rounds.confirm_aggregate(self.account, r, entry.aggregate_cid)
         except ContractRevert as exc:
             if exc.error == "AggregateMismatch":
                 self._emit(r, "warning", f"k members confirmed another aggregate than ours ({entry.aggregate_cid})")

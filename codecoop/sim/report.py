@@ -41,6 +41,7 @@ class RoundReport:
     gas: dict[str, int] = field(default_factory=dict)
     minted: dict[str, float] = field(default_factory=dict)  # tokens (not wei)
     wall_s: float = 0.0
+    protocol_s: float = 0.0  # the round itself, without the simulation's own evaluations and baselines
 
     @property
     def global_ppl(self) -> float:

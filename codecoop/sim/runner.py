@@ -101,7 +101,8 @@ class Simulation:
         self.base: Any = None
         self.report: SimReport | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
-        self._current_train: str = ""
+        self._reports: dict[int, RoundReport] = {}
+        self._started: dict[int, float] = {}
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> SimReport:
@@ -221,15 +222,28 @@ class Simulation:
     # ------------------------------------------------------------------ rounds
     def run_round(self) -> RoundReport:
         """Open a round (as org-0) and step every node through it until it completes or fails."""
-        from codecoop.chain import Phase
+        return self.drive(self.open_round())
 
-        assert self.report is not None, "call setup() first"
-        began = time.perf_counter()
-        rounds = self.deployment.rounds
+    def open_round(self) -> int:
+        """Open the next round as org-0 and return its id."""
         r = self.orgs[0].node.open_round()
         if r is None:
             raise ConfigError("the previous round is not done; cannot open another")
-        rep = RoundReport(round=r)
+        self._reports[r] = RoundReport(round=r)
+        self._started[r] = time.perf_counter()
+        return r
+
+    def drive(self, r: int) -> RoundReport:
+        """Step every node through round ``r`` until it completes or fails, mining when all wait.
+
+        Safe to call again after an exception escaped from a node (a simulated crash): the round's
+        phases seen so far are kept, and the nodes pick up from the chain and their journals.
+        """
+        from codecoop.chain import Phase
+
+        assert self.report is not None, "call setup() first"
+        rounds = self.deployment.rounds
+        rep = self._reports[r]
         def seen() -> Phase:
             phase = rounds.phase(r)
             if not rep.phases or rep.phases[-1] != phase.name:
@@ -253,6 +267,7 @@ class Simulation:
             if phase not in ends:
                 raise ConfigError(f"round {r} is stuck in phase {phase.name}: no node can act")
             self.chain.mine_to(ends[phase] + 1)
+        rep.protocol_s = time.perf_counter() - self._started[r]
         info = rounds.round(r)
         rep.submitted = info.update_count
         rep.skipped = sum(1 for o in self.orgs if o.node.journal.entry(r).skipped)
@@ -267,7 +282,7 @@ class Simulation:
             rep.baseline_loss = self._baselines(r)
         rep.gas = {o.name: o.gas.get(r, 0) for o in self.orgs}
         rep.minted = {o.name: o.minted.get(r, 0) / 10**18 for o in self.orgs}
-        rep.wall_s = time.perf_counter() - began
+        rep.wall_s = time.perf_counter() - self._started[r]
         self.report.rounds.append(rep)
         self.hooks.on_round(rep)
         return rep

@@ -1,0 +1,109 @@
+"""Round latency per phase, and what an organisation sends per round.
+
+``python benchmarks/round.py [--quick]``
+
+Runs one full round of ``codecoop sim`` (real contracts on the embedded chain, real LocalStores,
+real LoRA training on ``tiny``, real aggregation) for N in {3, 8} organisations and reports, from
+the nodes' own timers, the wall time spent per phase: train (local LoRA run plus the two own
+evaluations of the selective update), publish (adapter bytes, store, submit transaction,
+announcement), vote (fetch peers' updates, sanity checks, evaluation on own held-out data, commit,
+reveal), finalize, aggregate, confirm and claim; "chain/other" is the rest of the round (mining
+to the window ends, phase reads). Organisations run one after another in one process, so a
+round's wall time is the sum of their work.
+
+Targets:
+- non-training overhead <= 20% of a round's wall time on the embedded chain (each N);
+- bytes an organisation publishes per round <= 2% of the full model's size for LoRA r=8 on
+  smollm2-135m (its adapter, fp32). The full run measures it in a one-round smollm2 simulation;
+  ``--quick`` computes it from the adapter's size (same bytes, no training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from _common import machine, print_table, print_targets, target, write_results
+
+from codecoop.sim import Hooks, SimConfig, Simulation
+
+ACTIVITIES = ("train", "publish", "vote", "finalize", "aggregate", "confirm", "claim")
+
+
+def one_round(config: SimConfig) -> dict[str, Any]:
+    """Set up a simulation, run one round, and return the per-phase timings and byte counts."""
+    events: list[Any] = []
+    sim = Simulation(config, Hooks(on_event=events.append))
+    try:
+        sim.setup()
+        report = sim.run_round()
+        r = report.round
+        totals = {a: sum(o.node.timings.get(r, {}).get(a, 0.0) for o in sim.orgs) for a in ACTIVITIES}
+        totals["chain/other"] = max(report.protocol_s - sum(totals.values()), 0.0)
+        adapter_bytes = [e.data["bytes"] for e in events if e.kind == "trained"]
+        return {
+            "orgs": config.orgs,
+            "model": config.model,
+            "steps": config.steps,
+            "round_s": report.protocol_s,
+            "phases_s": totals,
+            "overhead_share": 1.0 - totals["train"] / report.protocol_s,
+            "accepted": report.accepted,
+            "adapter_bytes": max(adapter_bytes),
+            "model_bytes": sim.base.num_parameters() * 4,
+            "gas_per_org": sum(report.gas.values()) / config.orgs,
+        }
+    finally:
+        sim.close()
+
+
+def smollm2_adapter_share() -> dict[str, Any]:
+    """Adapter bytes of LoRA r=8 (q_proj, v_proj) on smollm2-135m against the fp32 model's bytes."""
+    from codecoop.node import initial_adapter
+    from codecoop.training import TrainConfig, load_base
+
+    base = load_base("smollm2-135m", "cpu")
+    adapter = initial_adapter(base, TrainConfig(r=8))
+    return {"adapter_bytes": len(adapter.to_bytes()), "model_bytes": base.num_parameters() * 4, "measured_in": "adapter size"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer training steps; smollm2 bytes from the adapter size")
+    args = parser.parse_args(argv)
+    steps = 20 if args.quick else 40
+    began = time.perf_counter()
+    runs = []
+    for n in (3, 8):
+        print(f"N={n}: one round on tiny, {steps} steps per organisation ...", flush=True)
+        runs.append(one_round(SimConfig(orgs=n, rounds=1, steps=steps, baselines=False, max_files_per_org=60)))
+    if args.quick:
+        share = smollm2_adapter_share()
+    else:
+        print("smollm2-135m: one round, 3 organisations, 2 steps each ...", flush=True)
+        run = one_round(SimConfig(orgs=3, rounds=1, model="smollm2-135m", steps=2, batch_size=4, eval_blocks=4,
+                                  baselines=False, max_files_per_org=30))
+        share = {"adapter_bytes": run["adapter_bytes"], "model_bytes": run["model_bytes"], "measured_in": "one round"}
+    share["share"] = share["adapter_bytes"] / share["model_bytes"]
+
+    headers = ["N", "round s", *ACTIVITIES, "chain/other", "overhead", "gas/org"]
+    rows = [[r["orgs"], r["round_s"], *(r["phases_s"][a] for a in ACTIVITIES), r["phases_s"]["chain/other"],
+             f"{100 * r['overhead_share']:.1f}%", round(r["gas_per_org"])] for r in runs]
+    print_table(headers, rows)
+    print(f"smollm2-135m LoRA r=8: {share['adapter_bytes']:,} bytes per organisation per round = "
+          f"{100 * share['share']:.2f}% of the {share['model_bytes']:,}-byte model ({share['measured_in']})")
+    targets = [target(f"non-training overhead share of a round, N={r['orgs']}", round(r["overhead_share"], 4), 0.20, "<=")
+               for r in runs]
+    targets.append(target("bytes published per organisation per round / model size (smollm2-135m, LoRA r=8)",
+                          round(share["share"], 5), 0.02, "<="))
+    print_targets(targets)
+    path = write_results("round", {"quick": args.quick, "machine": machine(), "runs": runs, "smollm2": share,
+                                   "wall_s": round(time.perf_counter() - began, 1)}, targets)
+    print(f"results: {path}")
+    return 0 if all(t["met"] for t in targets) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

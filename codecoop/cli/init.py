@@ -1,0 +1,68 @@
+"""``codecoop init``: write a commented node configuration and create an encrypted keystore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from codecoop.cli import console
+from codecoop.errors import ConfigError
+
+
+def init(
+    folder: Path = typer.Argument(Path("."), help="Folder for the configuration, keystore and node data."),
+    config_name: str = typer.Option("node.toml", "--config-name", help="File name of the configuration."),
+    chain: str = typer.Option("http://127.0.0.1:8545", "--chain", help="JSON-RPC URL of the federation's chain."),
+    deployment: str = typer.Option("deployment.json", "--deployment", help="Deployment record of the federation."),
+    store: str = typer.Option("embedded", "--store", help="'embedded' or an IPFS API address (/ip4/127.0.0.1/tcp/5001/http)."),
+    listen: str = typer.Option("/ip4/127.0.0.1/tcp/4001", "--listen", help="libp2p listen multiaddr."),
+    model: str = typer.Option("tiny", "--model", help="Base model id the charter names."),
+    code: list[str] = typer.Option([], "--code", help="Folder of private code (repeatable)."),
+    password_env: Optional[str] = typer.Option(None, "--password-env", help="Environment variable holding the keystore password."),
+    password_file: Optional[Path] = typer.Option(None, "--password-file", help="File holding the keystore password (first line)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing configuration (never a keystore)."),
+) -> None:
+    """Write a commented node configuration and create an encrypted keystore for the node's key.
+
+    The password comes from an environment variable or a file, never from the command line.
+
+    Examples:
+
+      CODECOOP_PASSWORD=... codecoop init mynode --password-env CODECOOP_PASSWORD --code ~/src/our-repo
+
+      codecoop init . --password-file pw.txt --chain http://10.0.0.5:8545 --store /ip4/127.0.0.1/tcp/5001/http
+    """
+    from codecoop.keys import create_keystore, read_password
+    from codecoop.node.config import load_config, render_template
+
+    if not password_env and not password_file:
+        raise ConfigError("give --password-env VAR or --password-file FILE: the keystore is encrypted with that password")
+    folder.mkdir(parents=True, exist_ok=True)
+    config_path = folder / config_name
+    if config_path.exists() and not force:
+        raise ConfigError(f"{config_path} exists already; pass --force to overwrite it")
+    password = read_password(env=password_env, file=password_file)
+    keystore = folder / "key.json"
+    if keystore.exists():
+        from codecoop.keys import load_keystore
+
+        account = load_keystore(keystore, password)
+        note = "kept the existing keystore"
+    else:
+        account = create_keystore(keystore, password)
+        note = "created an encrypted keystore"
+    if password_env:
+        password_line = f'password_env = "{password_env}"'
+    else:
+        assert password_file is not None
+        password_line = f'password_file = "{Path(password_file).expanduser().resolve()}"'
+    text = render_template(
+        config_name=config_name, chain=chain, deployment=deployment, store=store, listen=listen, keystore="key.json",
+        password_line=password_line, code=", ".join(f'"{c}"' for c in code), folder="node-data", model=model,
+    )
+    config_path.write_text(text)
+    load_config(config_path)  # the template must always pass its own validation
+    console.print(f"wrote {config_path}; {note} at {keystore} for account [bold]{account.address}[/]")
+    console.print("next: fund the account on the chain, then `codecoop node run --config " f"{config_path}`")

@@ -1,0 +1,107 @@
+"""``codecoop node``: run a participant node, or show where it stands."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from codecoop.cli import console
+
+app = typer.Typer(help="Run a participant node against a real chain and store, or show its status.", no_args_is_help=True)
+
+CONFIG = typer.Option(Path("node.toml"), "--config", "-c", help="The node's TOML configuration (see `codecoop init`).")
+SET = typer.Option([], "--set", help="Override a configuration value: section.key=value (repeatable).")
+
+
+def print_event(event) -> None:
+    """One line per node event, for people watching a node or a simulation."""
+    colour = {"warning": "yellow", "submitted": "green", "confirmed": "cyan", "claimed": "magenta", "skipped": "yellow"}
+    c = colour.get(event.kind, "white")
+    where = f"r{event.round}" if event.round else "  "
+    console.print(f"[dim]{where}[/] [bold]{event.node}[/] [{c}]{event.kind}[/]: {event.message}", highlight=False)
+
+
+@app.command()
+def run(
+    config: Path = CONFIG,
+    overrides: list[str] = SET,
+    rounds: int = typer.Option(0, "--rounds", help="Exit once this many rounds are done (0: run until Ctrl-C)."),
+) -> None:
+    """Join the federation and take part in every round: train, publish, vote, finalize, aggregate, confirm, claim.
+
+    Killed at any point and restarted, the node continues the same round without a second
+    submission or vote (its journal is in data.folder).
+
+    Examples:
+
+      codecoop node run --config node.toml
+
+      codecoop node run -c node.toml --set training.steps=20 --set node.open_rounds=true --rounds 1
+    """
+    from codecoop.chain import Phase
+    from codecoop.node.config import load_config
+    from codecoop.node.runtime import start_node
+
+    cfg = load_config(config, overrides)
+    live = start_node(cfg, on_event=print_event, log=lambda m: console.print(f"[dim]{m}[/]"))
+    node = live.node
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    first = node.d.rounds.current_round()
+
+    def done() -> bool:
+        if stopping.is_set():
+            return True
+        if not rounds:
+            return False
+        r = node.d.rounds.current_round()
+        if r - first < rounds:
+            return False
+        entry = node.journal.rounds.get(r)
+        return node.d.rounds.phase(r) in (Phase.COMPLETED, Phase.FAILED) and entry is not None and entry.done
+
+    console.print(f"node {node.address} running on {cfg['chain.url']} (store {cfg['store.api']}); Ctrl-C to stop")
+    try:
+        node.run(poll=float(cfg["node.poll_interval"]), stop=done)
+    finally:
+        live.close()
+    console.print(f"stopped; journal at {node.journal.path}")
+
+
+@app.command()
+def status(config: Path = CONFIG, overrides: list[str] = SET) -> None:
+    """Show this node's membership, balance, the current round and what the journal holds.
+
+    Example:
+
+      codecoop node status --config node.toml
+    """
+    from codecoop.keys import load_keystore
+    from codecoop.node.config import load_config
+    from codecoop.node.journal import Journal
+    from codecoop.node.runtime import open_deployment
+
+    cfg = load_config(config, overrides)
+    d = open_deployment(cfg)
+    account = load_keystore(cfg.path("keystore.path"), cfg.password())
+    me = account.address
+    r = d.rounds.current_round()
+    table = Table(title=f"node {me}", show_header=False)
+    table.add_row("membership", d.members.status(me).name.lower())
+    table.add_row("balance", f"{d.token.balance_of(me) / 10**18:,.2f} {d.params.token_symbol} (votes {d.token.votes(me) / 10**18:,.2f})")
+    table.add_row("current round", f"{r} ({d.rounds.phase(r).name.lower()})" if r else "none yet")
+    if r:
+        p = d.rounds.participation(r, me)
+        table.add_row("this round", f"update {p.own_update if p.own_update is not None else '-'}, committed {p.committed}, "
+                      f"revealed {p.revealed}, confirmed {p.confirmed}, claimed {p.claimed}")
+    journal_path = cfg.folder / "journal.json"
+    if journal_path.exists():
+        journal = Journal(journal_path, deployment=d.addresses["RoundManager"])
+        for rid, e in sorted(journal.rounds.items())[-5:]:
+            state = "skipped" if e.skipped else ("submitted " + e.trained_cid[:16] + "..." if e.trained_cid else "no update")
+            table.add_row(f"journal round {rid}", f"{state}; ballot {'kept' if e.ballot else '-'}; aggregate {e.aggregate_cid[:16] + '...' if e.aggregate_cid else '-'}; done {e.done}")
+    console.print(table)

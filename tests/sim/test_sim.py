@@ -1,0 +1,71 @@
+"""The main job in small: 3 organisations, 2 rounds on tiny, through every contract state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from codecoop.chain import Phase
+from codecoop.sim import Hooks, SimConfig, Simulation
+
+pytestmark = pytest.mark.slow
+
+EVERY_PHASE = [p.name for p in (Phase.SUBMIT, Phase.COMMIT, Phase.REVEAL, Phase.FINALIZABLE, Phase.CONFIRM, Phase.COMPLETED)]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    events = []
+    config = SimConfig(orgs=3, rounds=2, steps=12, eval_blocks=8, max_files_per_org=40)
+    sim = Simulation(config, Hooks(on_event=events.append))
+    try:
+        report = sim.run()
+        yield sim, report, events
+    finally:
+        sim.close()
+
+
+def test_every_round_passes_through_every_contract_state(finished):
+    _, report, _ = finished
+    assert [r.phases for r in report.rounds] == [EVERY_PHASE, EVERY_PHASE]
+    assert all(r.outcome == "completed" and r.accepted == 3 for r in report.rounds)
+
+
+def test_the_global_validation_loss_goes_down(finished):
+    _, report, _ = finished
+    assert report.rounds[0].global_loss < report.initial_loss
+    assert report.rounds[1].global_loss < report.rounds[0].global_loss
+
+
+def test_each_round_builds_on_the_last_confirmed_aggregate(finished):
+    sim, report, _ = finished
+    rounds = sim.deployment.rounds
+    assert rounds.round(1).base_cid is None
+    assert rounds.round(2).base_cid == report.rounds[0].global_cid
+    assert rounds.current_base() == report.rounds[1].global_cid
+
+
+def test_honest_nodes_compute_the_same_aggregate(finished):
+    _, _, events = finished
+    for r in (1, 2):
+        cids = {e.data["cid"] for e in events if e.kind == "aggregated" and e.round == r}
+        assert len(cids) == 1
+
+
+def test_members_are_rewarded_and_gas_is_counted(finished):
+    sim, report, _ = finished
+    for rep in report.rounds:
+        assert all(v > 0 for v in rep.minted.values())
+        assert all(v > 0 for v in rep.gas.values())
+        assert set(rep.baseline_loss) == {"org-0", "org-1", "org-2"}
+    token = sim.deployment.token
+    assert all(token.balance_of(o.node.address) > 0 for o in sim.orgs)
+
+
+def test_the_report_is_written_as_json_and_markdown(finished, tmp_path):
+    _, report, _ = finished
+    json_path, md_path = report.write(tmp_path)
+    data = json.loads(json_path.read_text())
+    assert data["improved"] is True and len(data["rounds"]) == 2
+    assert "| round | outcome |" in md_path.read_text()
