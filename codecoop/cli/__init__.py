@@ -49,6 +49,10 @@ def _register() -> None:
     app.add_typer(token.app, name="token")
     app.add_typer(audit.app, name="audit")
     app.add_typer(model.app, name="model")
+    app.command("init")(init.init)
+    app.add_typer(node.app, name="node")
+    app.add_typer(round.app, name="round")
+    app.command("sim")(sim.sim)
 
 
 def main(argv: list[str] | None = None) -> int:
