@@ -40,7 +40,7 @@ def _root(
 
 
 def _register() -> None:
-    from codecoop.cli import chain
+    from codecoop.cli import chain, init, node, round, sim
 
     app.add_typer(chain.app, name="chain")
     from codecoop.cli import audit, dao, model, token
