@@ -40,7 +40,7 @@ from codecoop.token.rewards import RoundOutcome, cap_to_member, claim_amount, de
 if TYPE_CHECKING:
     from codecoop.storage import ContentStore
 
-__all__ = ["Finding", "CheckResult", "EpochStats", "RoundStats", "AuditReport", "audit_ledger", "findings_by_kind", "CHECKS"]
+__all__ = ["AuditFindings", "Finding", "CheckResult", "EpochStats", "RoundStats", "AuditReport", "audit_ledger", "findings_by_kind", "CHECKS"]
 
 CHECKS = ("rounds", "mints", "caps", "supply", "storage", "aggregates", "voters", "governance", "concentration")
 
@@ -50,6 +50,10 @@ OUTLIER_Z = 4.0
 OUTLIER_MIN_VOTES = 3
 #: ...making up at least this share of its judged votes (a voter who lies in some rounds only is still caught).
 OUTLIER_SHARE = 0.25
+
+
+class AuditFindings(CodecoopError):
+    """The audit found problems (the CLI exits non-zero with this message after printing them)."""
 
 
 @dataclass(frozen=True)

@@ -60,4 +60,6 @@ def ledger(
         f"{report.token_symbol}; {len(report.findings)} finding(s) in {sum(report.timings.values()):.1f} s"
     )
     if report.findings:
-        raise typer.Exit(1)
+        from codecoop.audit.ledger import AuditFindings
+
+        raise AuditFindings(f"the ledger audit found {len(report.findings)} problem(s): {', '.join(sorted(report.kinds()))}")

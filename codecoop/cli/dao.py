@@ -320,4 +320,6 @@ def verify(
         f"{verdict} the release criteria"
     )
     if not v.meets:
-        raise typer.Exit(1)
+        from codecoop.governance import CriteriaNotMet
+
+        raise CriteriaNotMet(f"release {v.tag} does not meet the release criteria; consider voting against proposal {proposal_id}")

@@ -24,10 +24,10 @@ def list_(chain_url: str = CHAIN, deployment_file: Path = DEPLOYMENT) -> None:
     versions = d.models.versions()
     tags = {v.id: v.tag for v in versions}
     table = Table(title="released versions")
-    for col in ("id", "tag", "parent", "base model", "cid", "block"):
+    for col in ("id", "tag", "parent", "base model", "cid"):
         table.add_column(col)
     for v in versions:
-        table.add_row(str(v.id), v.tag, tags.get(v.parent, "-"), v.base_model_id, v.cid, str(v.released_block))
+        table.add_row(str(v.id), v.tag, tags.get(v.parent, "-"), v.base_model_id, v.cid)
     console.print(table)
     console.print(f"{len(versions)} version(s); release rule: at least {d.models.min_improvement_bps() / 100:.2f}% perplexity improvement")
 

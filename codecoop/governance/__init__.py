@@ -2,8 +2,9 @@
 (release criteria, contribution shares, model cards, loading a released model)."""
 
 from codecoop.governance.proposals import MEMBER_ACTIONS, PARAMETERS, Proposal, describe_call, member_action, release, set_parameter
-from codecoop.governance.release import (
+from codecoop.governance.versions import (
     Contribution,
+    CriteriaNotMet,
     ReleaseCriteria,
     Verification,
     contributions,
@@ -18,6 +19,7 @@ __all__ = [
     "MEMBER_ACTIONS",
     "PARAMETERS",
     "Contribution",
+    "CriteriaNotMet",
     "Proposal",
     "ReleaseCriteria",
     "Verification",

@@ -145,7 +145,7 @@ class EventDecoder:
         if spec.data_types:
             values = abi_decode(list(spec.data_types), log.data)
             for name, typ, value in zip(spec.data_names, spec.data_types, values):
-                args[name] = to_checksum_address(value) if typ == "address" else value
+                args[name] = _checksummed(typ, value)
         return LedgerEvent(
             name=spec.name,
             args=args,
@@ -155,6 +155,15 @@ class EventDecoder:
             contract=contract,
             tx_index=log.tx_index,
         )
+
+
+def _checksummed(typ: str, value: Any) -> Any:
+    """Addresses (also inside arrays) in checksum form, as web3 gives them."""
+    if typ == "address":
+        return to_checksum_address(value)
+    if typ.startswith("address[") and typ.endswith("]"):
+        return tuple(to_checksum_address(v) for v in value)
+    return value
 
 
 def _indexed(typ: str, topic: bytes) -> Any:

@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from codecoop.errors import ConfigError, TensorFormatError
+from codecoop.errors import CodecoopError, ConfigError, TensorFormatError
 from codecoop.token.ledger import Ledger, RoundRecord
 from codecoop.token.rewards import submitter_reward
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from codecoop.training import Adapter, BaseModel
 
 __all__ = [
+    "CriteriaNotMet",
     "ReleaseCriteria",
     "Contribution",
     "contributions",
@@ -35,6 +36,10 @@ __all__ = [
     "Verification",
     "verify_release",
 ]
+
+
+class CriteriaNotMet(CodecoopError):
+    """A proposed release does not meet the release criteria (``codecoop dao verify`` exits non-zero)."""
 
 
 @dataclass(frozen=True)
