@@ -43,6 +43,8 @@ __all__ = ["Node", "NodeSettings", "NodeEvent", "initial_adapter", "global_bytes
 
 #: Seed of the federation's initial adapter (version 0): every member derives the same one.
 INITIAL_SEED = 0
+#: Cache key of version 0, which has no CID (it is never stored: every member derives it).
+VERSION_0 = "version-0"
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ class Node:
         self.on_train_step = on_train_step
         self._initial: Any = None
         self._adapters: dict[str | None, Any] = {}  # global versions by CID (None: version 0)
-        self._losses: dict[str | None, float] = {}  # own held-out loss by adapter CID
+        self._losses: dict[str, float] = {}  # own held-out loss by adapter CID
         self._samples: dict[int, dict[int, int]] = {}  # round -> update id -> nSamples
         self.timings: dict[int, dict[str, float]] = {}
         """Seconds spent per round and activity: train, publish, vote, finalize, aggregate, confirm, claim."""
@@ -237,10 +239,13 @@ class Node:
                 self._adapters.pop(next(iter(self._adapters)))
         return self._adapters[cid]
 
-    def own_loss(self, adapter: Any, cid: str | None) -> float:
-        """Held-out loss (nats) of the base plus ``adapter`` on this node's own validation split."""
-        if cid is not None and cid in self._losses:
-            return self._losses[cid]
+    def own_loss(self, adapter: Any, key: str | None) -> float:
+        """Held-out loss (nats) of the base plus ``adapter`` on this node's own validation split.
+
+        ``key`` (the adapter's CID, or ``VERSION_0``) caches the figure; ``None`` does not.
+        """
+        if key is not None and key in self._losses:
+            return self._losses[key]
         from codecoop.training import evaluate
 
         loss = evaluate(
@@ -250,8 +255,8 @@ class Node:
             block_size=self.settings.eval_block_size,
             max_blocks=self.settings.eval_max_blocks,
         ).loss
-        if cid is not None:
-            self._losses[cid] = loss
+        if key is not None:
+            self._losses[key] = loss
         return loss
 
     def _fetch(self, cid: str, owner: str | None) -> bytes:
@@ -348,7 +353,7 @@ class Node:
 
             with self._timed(r, "train"):
                 start = self.global_adapter(info.base_cid)
-                base_loss = self.own_loss(start, info.base_cid)
+                base_loss = self.own_loss(start, info.base_cid or VERSION_0)
                 self._emit(r, "training", f"training {self.settings.train.steps} steps from {info.base_cid or 'version 0'}")
                 began = time.perf_counter()
                 adapter = train_lora(self.base, self.corpus, self.settings.train, start=start, on_step=self.on_train_step)
@@ -417,7 +422,7 @@ class Node:
 
         r = info.round
         glob = self.global_adapter(info.base_cid)
-        base_loss = self.own_loss(glob, info.base_cid)
+        base_loss = self.own_loss(glob, info.base_cid or VERSION_0)
         votes: dict[int, tuple[bool, int]] = {}
         for u in self.d.rounds.updates(r):
             if u.submitter == self.address:

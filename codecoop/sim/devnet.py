@@ -39,7 +39,7 @@ class DevnetConfig:
     steps: int = 10
     model: str = "tiny"
     strategy: str = "fedavg"
-    chain_port: int = 8546
+    chain_port: int = 8547
     ipfs_port: int = 5093
     p2p_port: int = 4301
     block_interval_ms: int = 1000

@@ -38,8 +38,10 @@ def test_a_node_killed_after_every_step_finishes_the_round_with_one_submission_a
             pending.pop(0)
             raise Killed(event.kind)
 
+    # every node submits and approves whatever the losses say, so the victim has every step to be killed after
     config = SimConfig(orgs=3, rounds=1, steps=3, eval_blocks=4, max_files_per_org=25, baselines=False,
-                       confirmations=3, workdir=str(tmp_path))
+                       confirmations=3, min_improvement_micro=-10**9, approve_min_delta_micro=-10**9,
+                       workdir=str(tmp_path))
     sim = Simulation(config, Hooks(on_event=on_event))
     sim.setup()
     victim = sim.orgs[1]

@@ -1,0 +1,46 @@
+"""`codecoop init`, and CLI errors: a message naming the problem, no traceback, a non-zero exit."""
+
+from __future__ import annotations
+
+from codecoop.cli import main
+from codecoop.keys import load_keystore
+from codecoop.node.config import load_config
+
+
+def test_init_writes_a_valid_commented_config_and_an_encrypted_keystore(tmp_path, capsys):
+    pw = tmp_path / "pw.txt"
+    pw.write_text("correct horse battery\n")
+    assert main(["init", str(tmp_path / "n"), "--password-file", str(pw), "--code", "src", "--model", "tiny"]) == 0
+    cfg = load_config(tmp_path / "n" / "node.toml")
+    assert cfg["data.code"] == ["src"] and cfg["model.id"] == "tiny"
+    assert "# Selective update" in (tmp_path / "n" / "node.toml").read_text()
+    account = load_keystore(tmp_path / "n" / "key.json", "correct horse battery")
+    assert account.address in capsys.readouterr().out
+    # a second init keeps the configuration unless forced
+    assert main(["init", str(tmp_path / "n"), "--password-file", str(pw)]) == 1
+    assert "--force" in capsys.readouterr().err
+
+
+def test_init_needs_a_password_source(tmp_path, capsys):
+    assert main(["init", str(tmp_path)]) == 1
+    assert "--password-env" in capsys.readouterr().err
+
+
+def test_a_bad_config_is_reported_by_key_without_a_traceback(tmp_path, capsys):
+    path = tmp_path / "node.toml"
+    path.write_text('[training]\nlr = "fast"\n')
+    assert main(["node", "status", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "training.lr must be a number" in err and "Traceback" not in err
+
+
+def test_a_node_refuses_the_embedded_chain(tmp_path, capsys):
+    path = tmp_path / "node.toml"
+    path.write_text('[chain]\nurl = "embedded"\n')
+    assert main(["round", "status", "--config", str(path)]) == 1
+    assert "codecoop sim" in capsys.readouterr().err
+
+
+def test_sim_refuses_a_single_organisation(capsys):
+    assert main(["sim", "--orgs", "1"]) == 1
+    assert "--orgs must be at least 2" in capsys.readouterr().err
