@@ -39,27 +39,34 @@ def _root(
     """codecoop: organisations train one code model together without sharing their code."""
 
 
+_registered = False
+
+
 def _register() -> None:
-    from codecoop.cli import chain, init, node, round, sim
+    """Attach every command group once (modules import their heavy dependencies inside commands)."""
+    global _registered
+    if _registered:
+        return
+    from codecoop.cli import audit, chain, dao, init, model, node, round, sim, token
 
-    app.add_typer(chain.app, name="chain")
-    from codecoop.cli import audit, dao, model, token
-
-    app.add_typer(dao.app, name="dao")
-    app.add_typer(token.app, name="token")
-    app.add_typer(audit.app, name="audit")
-    app.add_typer(model.app, name="model")
     app.command("init")(init.init)
+    app.add_typer(chain.app, name="chain")
     app.add_typer(node.app, name="node")
     app.add_typer(round.app, name="round")
     app.command("sim")(sim.sim)
+    app.add_typer(model.app, name="model")
+    app.add_typer(dao.app, name="dao")
+    app.add_typer(token.app, name="token")
+    app.add_typer(audit.app, name="audit")
+    _registered = True
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        # without standalone mode, click returns a typer.Exit's code instead of raising it
+        result = app(args=argv, standalone_mode=False)
     except CodecoopError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         return 1
@@ -77,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, click.exceptions.Abort):
             return 1
         raise
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":
