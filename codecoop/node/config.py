@@ -119,7 +119,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], str | None]]]] = {
     },
     "evaluation": {
         "block_size": (128, _int(2)),
-        "max_blocks": (32, _int(1)),
+        "max_blocks": (16, _int(1)),
         "approve_min_delta": (-20_000, _int()),
         "max_update_norm": (1_000.0, _num()),
     },
@@ -323,7 +323,7 @@ target_modules = []
 [evaluation]
 # Peers' updates are judged on this node's held-out code.
 block_size = 128
-max_blocks = 32
+max_blocks = 16
 # Approve an update whose loss delta (base minus with update) is at least this, in micro-nats.
 approve_min_delta = -20000
 # Refuse updates further than this L2 distance from the round's base.

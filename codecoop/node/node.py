@@ -76,7 +76,7 @@ class NodeSettings:
 
     train: Any
     eval_block_size: int = 128
-    eval_max_blocks: int | None = 32
+    eval_max_blocks: int | None = 16
     min_improvement_micro: int = 0
     approve_min_delta_micro: int = -20_000
     max_update_norm: float = 1_000.0
@@ -182,8 +182,12 @@ class Node:
         self._adapters: dict[str | None, Any] = {}  # global versions by CID (None: version 0)
         self._losses: dict[str, float] = {}  # own held-out loss by adapter CID
         self._samples: dict[int, dict[int, int]] = {}  # round -> update id -> nSamples
+        self._seen_updates: dict[int, int] = {}  # round -> updates already prefetched
         self.timings: dict[int, dict[str, float]] = {}
-        """Seconds spent per round and activity: train, publish, vote, finalize, aggregate, confirm, claim."""
+        """Seconds per round and activity: train, evaluate (own held-out data), publish, vote (fetch, checks,
+        commit, reveal), finalize, aggregate, confirm, claim."""
+        self._round = 0
+        self._nested: list[float] = []
 
     # ------------------------------------------------------------------ setup
     def _emit(self, round_id: int, kind: str, message: str, **data: Any) -> None:
@@ -217,13 +221,19 @@ class Node:
         return status
 
     @contextlib.contextmanager
-    def _timed(self, round_id: int, activity: str) -> Iterator[None]:
+    def _timed(self, activity: str) -> Iterator[None]:
+        """Add the block's wall time to ``timings[current round][activity]``, minus nested activities."""
         began = time.perf_counter()
+        self._nested.append(0.0)
         try:
             yield
         finally:
-            per_round = self.timings.setdefault(round_id, {})
-            per_round[activity] = per_round.get(activity, 0.0) + time.perf_counter() - began
+            inner = self._nested.pop()
+            spent = time.perf_counter() - began
+            per_round = self.timings.setdefault(self._round, {})
+            per_round[activity] = per_round.get(activity, 0.0) + spent - inner
+            if self._nested:
+                self._nested[-1] += spent
 
     # ------------------------------------------------------------------ models
     def global_adapter(self, cid: str | None) -> Any:
@@ -248,13 +258,14 @@ class Node:
             return self._losses[key]
         from codecoop.training import evaluate
 
-        loss = evaluate(
-            self.base,
-            adapter,
-            self.corpus,
-            block_size=self.settings.eval_block_size,
-            max_blocks=self.settings.eval_max_blocks,
-        ).loss
+        with self._timed("evaluate"):
+            loss = evaluate(
+                self.base,
+                adapter,
+                self.corpus,
+                block_size=self.settings.eval_block_size,
+                max_blocks=self.settings.eval_max_blocks,
+            ).loss
         if key is not None:
             self._losses[key] = loss
         return loss
@@ -275,23 +286,24 @@ class Node:
         info = rounds.round(r)
         entry = self.journal.entry(r)
         phase = info.phase
+        self._round = r
         if phase is Phase.SUBMIT:
             if self._submit_phase(info, entry):
                 return True
-            with self._timed(r, "vote"):  # peers' updates are fetched to be judged
+            with self._timed("vote"):  # peers' updates are fetched to be judged
                 return self._prefetch(info)
         if phase is Phase.COMMIT:
-            with self._timed(r, "vote"):
+            with self._timed("vote"):
                 return self._commit(info, entry)
         if phase is Phase.REVEAL:
-            with self._timed(r, "vote"):
+            with self._timed("vote"):
                 return self._reveal(info, entry)
         if phase is Phase.FINALIZABLE:
-            with self._timed(r, "finalize"):
+            with self._timed("finalize"):
                 return self._finalize(info)
         if phase is Phase.CONFIRM:
             return self._confirm(info, entry)
-        with self._timed(r, "claim"):
+        with self._timed("claim"):
             return self._claim(info, entry) or self._maybe_open(r, phase)
 
     def run(self, *, poll: float = 2.0, stop: Callable[[], bool] = lambda: False) -> None:
@@ -339,7 +351,7 @@ class Node:
             self._train_and_submit(info, entry)
             return True
         if part.own_update is not None and entry.trained_cid and not entry.announced:
-            with self._timed(r, "publish"):
+            with self._timed("publish"):
                 self.transport.announce(r, entry.trained_cid)
             entry.announced = True
             self.journal.save()
@@ -351,7 +363,7 @@ class Node:
         if entry.trained_cid is None:
             from codecoop.training import train_lora
 
-            with self._timed(r, "train"):
+            with self._timed("train"):
                 start = self.global_adapter(info.base_cid)
                 base_loss = self.own_loss(start, info.base_cid or VERSION_0)
                 self._emit(r, "training", f"training {self.settings.train.steps} steps from {info.base_cid or 'version 0'}")
@@ -368,14 +380,14 @@ class Node:
                 self.journal.save()
                 self._emit(r, "skipped", f"own loss {base_loss:.4f} -> {loss:.4f}: below the submit threshold, not submitting", **data)
                 return
-            with self._timed(r, "publish"):
+            with self._timed("publish"):
                 blob = adapter.to_bytes()
                 cid = self.store.put(blob)
                 self.store.pin(cid)
                 entry.trained_cid, entry.samples = cid, max(adapter.num_samples, 1)
                 self.journal.save()
             self._emit(r, "trained", f"own loss {base_loss:.4f} -> {loss:.4f} in {train_s:.1f} s", bytes=len(blob), **data)
-        with self._timed(r, "publish"):
+        with self._timed("publish"):
             self._register(info, entry)
 
     def _register(self, info: RoundInfo, entry: RoundEntry) -> None:
@@ -398,15 +410,22 @@ class Node:
         self.journal.save()
 
     def _prefetch(self, info: RoundInfo) -> bool:
-        """Fetch peers' updates already registered, so judging them later waits on nothing."""
+        """Fetch peers' updates registered since the last look, so judging them later waits on nothing."""
+        count = info.update_count
+        if count <= self._seen_updates.get(info.round, 0):
+            return False
+        fetched = False
+        complete = True
         for u in self.d.rounds.updates(info.round):
             if u.submitter != self.address and not self.store.has(u.cid):
                 try:
                     self._fetch(u.cid, u.submitter)
+                    fetched = True
                 except StorageError:
-                    return False  # not announced yet; tried again at the next step
-                return True
-        return False
+                    complete = False  # not reachable yet; tried again at the next step
+        if complete:
+            self._seen_updates[info.round] = count
+        return fetched
 
     # -- vote
     def _sample_counts(self, r: int) -> dict[int, int]:
@@ -532,7 +551,7 @@ class Node:
         if entry.aggregate_cid is None:
             began = time.perf_counter()
             try:
-                with self._timed(r, "aggregate"):
+                with self._timed("aggregate"):
                     cid, data = self.aggregate(info)
             except (AggregationError, StorageError) as exc:
                 self._emit(r, "warning", f"cannot aggregate round {r}: {exc}")
@@ -544,7 +563,7 @@ class Node:
             self._emit(r, "aggregated", f"aggregated {len(info.accepted_ids)} updates -> {cid[:20]}...",
                        seconds=time.perf_counter() - began, bytes=len(data), cid=cid)
         try:
-            with self._timed(r, "confirm"):
+            with self._timed("confirm"):
                 tx = self.d.rounds.confirm_aggregate(self.account, r, entry.aggregate_cid)
         except ContractRevert as exc:
             if exc.error == "AggregateMismatch":

@@ -39,7 +39,7 @@ class SimConfig:
     batch_size: int = 8
     seq_len: int = 128
     target_modules: tuple[str, ...] | None = None
-    eval_blocks: int = 24
+    eval_blocks: int = 16
     max_files_per_org: int | None = 150
     min_improvement_micro: int = 0
     approve_min_delta_micro: int = -20_000
