@@ -17,6 +17,7 @@ from codecoop.aggregation.fedtrimmedavg import FedTrimmedAvg
 from codecoop.aggregation.krum import Krum, MultiKrum
 from codecoop.aggregation.pipeline import Pipeline
 from codecoop.aggregation.registry import STRATEGIES, available_strategies, get_strategy
+from codecoop.aggregation.spec import STATEFUL, StrategySpec, parse_strategy
 from codecoop.aggregation.steps import GaussianNoise, NormClip, PostStep, PreStep, update_norm
 from codecoop.aggregation.validation import validate_updates
 from codecoop.tensors import from_safetensors, to_safetensors
@@ -38,14 +39,17 @@ __all__ = [
     "Pipeline",
     "PostStep",
     "PreStep",
+    "STATEFUL",
     "STRATEGIES",
     "Strategy",
     "StrategyBase",
+    "StrategySpec",
     "Tensors",
     "Update",
     "available_strategies",
     "from_safetensors",
     "get_strategy",
+    "parse_strategy",
     "sample_weights",
     "to_safetensors",
     "update_norm",

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from codecoop.audit.concentration import Concentration, concentration
-from codecoop.audit.recompute import parse_strategy
+from codecoop.aggregation.spec import parse_strategy
 from codecoop.errors import CodecoopError, IntegrityError, ObjectNotFound, StorageError, TensorFormatError
 from codecoop.token.ledger import Ledger, Mint, Reservation, RoundRecord, welcome_ref
 from codecoop.token.rewards import RoundOutcome, cap_to_member, claim_amount, decide_round, reserve
@@ -506,7 +506,7 @@ class _Audit:
         return None
 
     def _recompute(self, r: RoundRecord, blobs: dict[str, bytes]) -> bool | None:
-        from codecoop.aggregation import Update, get_strategy
+        from codecoop.aggregation import Update
         from codecoop.storage import cid_of
         from codecoop.tensors import from_safetensors
 
@@ -527,7 +527,7 @@ class _Audit:
                     return None
                 base = from_safetensors(base_bytes)[0]
             updates = [Update.from_bytes(u.cid, blobs[u.cid], u.n_samples) for u in accepted]
-            data = get_strategy(spec.name, **spec.params).aggregate(updates, base=base).to_bytes()
+            data = spec.build().aggregate(updates, base=base).to_bytes()
         except (CodecoopError, TensorFormatError) as exc:
             self.find("aggregates", "aggregate-mismatch", f"round {r.round}: its accepted updates cannot be aggregated "
                       f"with {r.strategy!r} ({exc}), yet aggregate {r.completed_cid} was confirmed", round=r.round)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from codecoop.aggregation import Update, get_strategy
-from codecoop.audit.recompute import parse_strategy
+from codecoop.aggregation.spec import parse_strategy
 from codecoop.chain.clients import Ballot, Phase
 from codecoop.chain.devtools import DevFederation
 from codecoop.storage import ContentStore
@@ -128,7 +128,7 @@ class SyntheticFederation:
             updates = [
                 Update.from_bytes(rec.update_cids[owner[u]], blobs[u], n_samples[owner[u]]) for u in fin.accepted_ids
             ]
-            honest = self.store.put(get_strategy(spec.name, **spec.params).aggregate(updates).to_bytes())
+            honest = self.store.put(spec.build().aggregate(updates).to_bytes())
             rec.honest_aggregate_cid = honest
             forged = None
             if colluders:
