@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -99,22 +100,21 @@ def sim(
 
 def _summary(report) -> None:
     names = [o.name for o in report.orgs]
-    table = Table(title=f"codecoop sim: {len(names)} organisations, {len(report.rounds)} rounds ({report.settings['strategy']}, {report.settings['model']})")
-    for col in ("round", "outcome", "accepted", "rejected", "global loss", "global ppl"):
-        table.add_column(col, justify="right")
-    for n in names:
-        table.add_column(f"{n} alone", justify="right")
-    table.add_column("gas", justify="right")
-    for n in names:
-        table.add_column(f"{n} minted", justify="right")
-    table.add_row("0", "version 0", "", "", f"{report.initial_loss:.4f}", f"{math.exp(report.initial_loss):.2f}",
-                  *([""] * len(names)), "", *([""] * len(names)))
+    table = Table(
+        title=f"codecoop sim: {len(names)} organisations, {len(report.rounds)} rounds ({report.settings['strategy']}, {report.settings['model']})",
+        caption=f"loss, ppl: global validation loss and perplexity; acc/rej: updates accepted/rejected; alone: each organisation trained only on its own code "
+        f"({' / '.join(names)}); kgas: thousands of gas; minted: tokens per organisation",
+        box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+    )
+    for col in ("round", "acc", "rej", "loss", "ppl", "alone", "kgas", "minted"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_row("0", "", "", f"{report.initial_loss:.4f}", f"{math.exp(report.initial_loss):.0f}", "", "", "")
     for r in report.rounds:
-        table.add_row(
-            str(r.round), r.outcome, str(r.accepted), str(r.rejected), f"{r.global_loss:.4f}", f"{r.global_ppl:.2f}",
-            *(f"{r.baseline_loss[n]:.4f}" if n in r.baseline_loss else "-" for n in names),
-            f"{sum(r.gas.values()):,}", *(f"{r.minted.get(n, 0.0):,.1f}" for n in names),
-        )
+        alone = " / ".join(f"{r.baseline_loss[n]:.3f}" for n in names if n in r.baseline_loss) or "-"
+        minted = " / ".join(f"{r.minted.get(n, 0.0):.0f}" for n in names)
+        label = str(r.round) if r.outcome == "completed" else f"{r.round} ({r.outcome})"
+        table.add_row(label, str(r.accepted), str(r.rejected), f"{r.global_loss:.4f}", f"{r.global_ppl:.0f}", alone,
+                      f"{sum(r.gas.values()) / 1000:,.0f}", minted)
     console.print(table)
     verdict = "[green]improved[/]" if report.improved else "[red]did not improve[/]"
     console.print(
