@@ -10,9 +10,12 @@ opens each round, with a member account of its own, once every organisation has 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -80,6 +83,25 @@ def _wait(what: str, ready: Callable[[], bool], timeout: float, alive: Callable[
     raise CodecoopError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def _stop(p: subprocess.Popen) -> None:
+    """Stop a process and its children (npx runs hardhat in a child: its own session, one group)."""
+    if p.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, sig)
+        try:
+            p.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
 def _org_code(orgs: int) -> list[list[Path]]:
     """Each organisation's private code: whole installed projects, dealt round-robin."""
     from codecoop.sim.data import default_sources
@@ -105,6 +127,9 @@ def run_devnet(cfg: DevnetConfig, log: Callable[[str], None] = print) -> DevnetR
     work = Path(cfg.workdir or tmp.name)  # type: ignore[union-attr]
     work.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{cfg.chain_port}"
+    for port, what in ((cfg.chain_port, "chain"), (cfg.ipfs_port, "IPFS API"), *((cfg.p2p_port + i, "libp2p") for i in range(cfg.orgs))):
+        if not _port_free(port):
+            raise CodecoopError(f"port {port} ({what}) on 127.0.0.1 is taken; stop what uses it or choose other ports")
     procs: list[subprocess.Popen] = []
     logs = []
     ipfs_env = {**os.environ, "IPFS_DEVNET_PORT": str(cfg.ipfs_port), "IPFS_DEVNET_STATE": str(work / "ipfs")}
@@ -198,12 +223,7 @@ def run_devnet(cfg: DevnetConfig, log: Callable[[str], None] = print) -> DevnetR
         return DevnetResult(len(cids), time.perf_counter() - began, str(work), tuple(cids))
     finally:
         for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            _stop(p)
         subprocess.run([str(root / "scripts" / "ipfs-devnet.sh"), "stop"], env=ipfs_env, capture_output=True)
         for f in logs:
             f.close()
