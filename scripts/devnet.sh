@@ -13,4 +13,4 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 [ -x node_modules/.bin/hardhat ] || npm ci --no-audit --no-fund --loglevel=error
-exec "$PY" -c 'import sys; from codecoop.cli import main; sys.exit(main(["sim", "--processes", *sys.argv[1:]]))' "$@"
+exec "$PY" -c 'import sys; sys.argv[0] = "scripts/devnet.sh"; from codecoop.cli import main; sys.exit(main(["sim", "--processes", *sys.argv[1:]]))' "$@"
