@@ -399,7 +399,7 @@ class Node:
             if exc.error == "AlreadySubmitted":
                 return
             if exc.error == "WrongPhase":
-                self._emit(r, "warning", "the submit window closed before the update was registered; it waits for the next round")
+                self._emit(r, "warning", "the submit window closed before the update was registered; this round goes on without it")
                 entry.skipped = True
                 self.journal.save()
                 return
