@@ -4,7 +4,6 @@
 * :mod:`~codecoop.node.config` — the node's TOML configuration, validated with errors naming the key.
 * :mod:`~codecoop.node.journal` — the small local journal that makes a restart safe.
 * :mod:`~codecoop.node.transport` — in-process and libp2p transports.
-* :func:`parse_strategy` — the chain's ``name[:key=value,...]`` aggregation strategy string.
 
 Names load lazily: ``import codecoop.node`` does not import torch, web3 or libp2p.
 """
@@ -22,8 +21,6 @@ __all__ = [
     "load_config",
     "Journal",
     "RoundEntry",
-    "StrategySpec",
-    "parse_strategy",
     "InProcessNetwork",
     "P2PTransport",
     "initial_adapter",
@@ -40,8 +37,6 @@ _WHERE = {
     "load_config": "config",
     "Journal": "journal",
     "RoundEntry": "journal",
-    "StrategySpec": "strategy",
-    "parse_strategy": "strategy",
     "InProcessNetwork": "transport",
     "P2PTransport": "transport",
 }

@@ -35,7 +35,6 @@ from codecoop.errors import (
     TensorFormatError,
 )
 from codecoop.node.journal import Journal, RoundEntry
-from codecoop.node.strategy import parse_strategy
 from codecoop.node.transport import Transport
 from codecoop.storage import ContentStore
 
@@ -530,6 +529,8 @@ class Node:
             _, meta = from_safetensors(self._fetch(info.base_cid, None))
             if meta.get("codecoop.state"):
                 state = self._fetch(meta["codecoop.state"], None)
+        from codecoop.aggregation.spec import parse_strategy
+
         strategy = parse_strategy(self.d.rounds.aggregation_strategy()).build()
         agg = strategy.aggregate(updates, state, base=glob.tensors)
         state_cid = None

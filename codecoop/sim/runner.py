@@ -108,7 +108,7 @@ class Simulation:
     def setup(self) -> SimReport:
         from codecoop.chain import FederationParams, connect, deploy
         from codecoop.node import InProcessNetwork, Journal, Node, NodeSettings
-        from codecoop.node.strategy import parse_strategy
+        from codecoop.aggregation.spec import parse_strategy
         from codecoop.sim.data import default_sources, organisation_files
         from codecoop.storage import LocalStore
         from codecoop.training import CodeCorpus, load_base

@@ -1,11 +1,11 @@
-"""The chain's aggregation strategy string: one parser, so every node builds the same strategy."""
+"""The chain's aggregation strategy string, as the node reads it: one parser, so every node builds the same strategy."""
 
 from __future__ import annotations
 
 import pytest
 
 from codecoop.errors import ConfigError
-from codecoop.node.strategy import parse_strategy
+from codecoop.aggregation.spec import parse_strategy
 
 
 def test_a_bare_name_has_no_parameters():
