@@ -30,5 +30,6 @@ def cli(_fed, tmp_path_factory, monkeypatch) -> Cli:
     monkeypatch.setattr(backend, "connect", lambda url, **kw: _fed.chain)
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     snapshot = _fed.chain.snapshot()
-    yield Cli.setup(_fed, tmp_path_factory.getbasetemp() / "cli", "http://embedded.test")
+    # keystores per test: each test module has its own federation, hence its own member keys
+    yield Cli.setup(_fed, tmp_path_factory.mktemp("cli"), "http://embedded.test")
     _fed.chain.revert_to(snapshot)
