@@ -14,13 +14,9 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from codecoop.paths import cache_root
+
 __all__ = ["cache_root", "cached_dir", "atomic_write_bytes"]
-
-
-def cache_root() -> Path:
-    """The cache directory: ``$CODECOOP_CACHE`` or ``~/.cache/codecoop``."""
-    env = os.environ.get("CODECOOP_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "codecoop"
 
 
 def cached_dir(relative: str, build: Callable[[Path], None]) -> Path:
