@@ -1,6 +1,7 @@
 """Audits anyone with chain access can run: the ledger check (every token, every aggregate, every
-governance action, rebuilt from chain events) and its reports. Further audits (memorization,
-influence) live beside it as their own modules.
+governance action, rebuilt from chain events) and its reports; the memorization audit a participant
+runs on its own private code (``memorization``, ``clones``); keyed clone fingerprints compared across
+organisations without sharing code (``fingerprints``); influence concentration.
 
 Importing this package is cheap: web3, torch and matplotlib load when an audit or a report runs.
 """
@@ -21,6 +22,11 @@ __all__ = [
     "gini",
     "nakamoto",
     "top_share",
+    "MemorizationConfig",
+    "MemorizationReport",
+    "Leak",
+    "audit_memorization",
+    "CloneIndex",
 ]
 
 _WHERE = {
@@ -34,6 +40,11 @@ _WHERE = {
     "gini": "concentration",
     "nakamoto": "concentration",
     "top_share": "concentration",
+    "MemorizationConfig": "memorization",
+    "MemorizationReport": "memorization",
+    "Leak": "memorization",
+    "audit_memorization": "memorization",
+    "CloneIndex": "clones",
 }
 
 
