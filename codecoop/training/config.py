@@ -43,6 +43,10 @@ class TrainConfig:
     ``epochs``, when set, overrides ``steps``: steps = ceil(epochs * blocks / (batch_size * grad_accum)).
     ``mu`` > 0 adds the FedProx term mu/2 * ||w - w_start||^2 over the LoRA weights, where w_start is
     the round's starting adapter (or the seeded initial LoRA weights when there is none).
+    ``dp_clip_norm`` set turns on client-side differential privacy (``codecoop.training.dp``): the
+    update's change from its starting point is clipped to that L2 norm and Gaussian noise of std
+    ``dp_noise_multiplier * dp_clip_norm`` is added, seeded by ``dp_seed`` (None: a fresh secret seed);
+    ``dp_delta`` is the delta its (epsilon, delta) accounting reports at.
     """
 
     r: int = 8
@@ -61,6 +65,10 @@ class TrainConfig:
     warmup_steps: int = 0
     max_grad_norm: float | None = 1.0
     progress: bool = True
+    dp_clip_norm: float | None = None
+    dp_noise_multiplier: float = 0.0
+    dp_delta: float = 1e-5
+    dp_seed: int | None = None
 
     def __post_init__(self) -> None:
         positive = {"r": self.r, "alpha": self.alpha, "lr": self.lr, "steps": self.steps,
@@ -78,6 +86,14 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.epochs must be positive when set, got {self.epochs}")
         if self.target_modules is not None:
             object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        if self.dp_clip_norm is not None and not self.dp_clip_norm > 0:
+            raise ConfigError(f"TrainConfig.dp_clip_norm must be positive when set, got {self.dp_clip_norm}")
+        if self.dp_noise_multiplier < 0 or (self.dp_noise_multiplier > 0 and self.dp_clip_norm is None):
+            raise ConfigError("TrainConfig.dp_noise_multiplier must not be negative, and noise needs dp_clip_norm (it scales with the clip)")
+        if not 0.0 < self.dp_delta < 1.0:
+            raise ConfigError(f"TrainConfig.dp_delta must be in (0, 1), got {self.dp_delta}")
+        if self.dp_seed is not None and self.dp_seed < 0:
+            raise ConfigError(f"TrainConfig.dp_seed must not be negative, got {self.dp_seed}")
 
 
 @dataclass(frozen=True)

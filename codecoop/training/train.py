@@ -103,6 +103,8 @@ def train_lora(
         named = sorted((n, p) for n, p in model.named_parameters() if p.requires_grad)
         params = [p for _, p in named]
         anchor = [p.detach().clone() for p in params] if cfg.mu > 0 else []
+        # differential privacy clips the change from where this run started: keep the fresh LoRA weights
+        initial = lora_state(model) if cfg.dp_clip_norm is not None and start is None else None
         # Fused AdamW (CPU and CUDA) updates all LoRA tensors in one kernel instead of a Python loop.
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         warmup = cfg.warmup_steps
@@ -145,6 +147,17 @@ def train_lora(
             if bar is not None:
                 bar.close()
         tensors = lora_state(model)
+    dp: dict[str, Any] | None = None
+    if cfg.dp_clip_norm is not None:
+        from codecoop.training.dp import epsilon, noise_seed, privatize_update
+
+        origin = start.tensors if start is not None else initial
+        seed = noise_seed(cfg.dp_seed, start.digest() if start is not None else None)
+        tensors = privatize_update(tensors, origin, cfg.dp_clip_norm, cfg.dp_noise_multiplier, seed).tensors
+        eps = epsilon(cfg.dp_noise_multiplier, 1, cfg.dp_delta)
+        # the parameters and one round's epsilon are public; the seed and the pre-clip norm are not
+        dp = {"clip_norm": cfg.dp_clip_norm, "noise_multiplier": cfg.dp_noise_multiplier, "delta": cfg.dp_delta,
+              "epsilon_per_round": round(eps, 6) if math.isfinite(eps) else None}  # fmt: skip
     wall = time.perf_counter() - started
     training = {
         "wall_time_s": round(wall, 3),
@@ -164,6 +177,8 @@ def train_lora(
         "corpus_files": corpus.stats.train_files,
         "started_from": start.digest() if start is not None else None,
     }
+    if dp is not None:
+        training["dp"] = dp
     return Adapter(tensors, base.model_id, base.weights_hash, spec if start is None else start.lora, training)
 
 
