@@ -154,24 +154,61 @@ def _calls(p) -> list[tuple[str, bytes]]:
 @app.command()
 def vote(
     proposal_id: int = typer.Argument(..., help="Proposal id."),
-    support: str = typer.Argument(..., help="for, against or abstain."),
+    support: str = typer.Argument(..., help="for, against or abstain; or auto (with --config): for a release unless it fails your memorization audit."),
     reason: str = typer.Option("", "--reason", help="Reason recorded on-chain with the vote."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="Your node configuration: with [audit] vote_against_failing_releases = true, a release is first "
+        "audited for memorized copies of your data.code, and a failing one gets no vote for it."
+    ),  # fmt: skip
+    store: Optional[str] = STORE,
+    store_root: Optional[Path] = STORE_ROOT,
     chain_url: str = CHAIN,
     deployment_file: Path = DEPLOYMENT,
     keystore: Optional[Path] = KEYSTORE,
     password_env: Optional[str] = PASSWORD_ENV,
     password_file: Optional[Path] = PASSWORD_FILE,
 ) -> None:
-    """Vote on a proposal with your delegated voting power at its snapshot."""
+    """Vote on a proposal with your delegated voting power at its snapshot.
+
+    Example: codecoop dao vote 1234 auto --config node.toml --store-root ./store --keystore me.json --password-env PW
+    """
     from codecoop.cli._context import open_deployment, signer
 
-    if support not in SUPPORT:
-        raise ConfigError(f"support is one of {', '.join(SUPPORT)}, not {support!r}")
+    if support not in SUPPORT and support != "auto":
+        raise ConfigError(f"support is one of {', '.join(SUPPORT)} or auto, not {support!r}")
     d = open_deployment(chain_url, deployment_file)
     account = signer(keystore, password_env, password_file)
+    if config is not None:
+        support, reason = _memorization_gate(d, proposal_id, support, reason, config, store, store_root)
+    elif support == "auto":
+        raise ConfigError("auto decides by your memorization audit: give --config with your node configuration")
     d.governor.cast_vote(account, proposal_id, SUPPORT[support], reason)
     against, for_, abstain = d.governor.votes(proposal_id)
     console.print(f"voted {support} on {proposal_id}; tally: for {for_ / 1e18:,.2f}, against {against / 1e18:,.2f}, abstain {abstain / 1e18:,.2f}")
+
+
+def _memorization_gate(d, proposal_id: int, support: str, reason: str, config: Path, store, store_root) -> tuple[str, str]:
+    """The vote after the node configuration's memorization gate (see ``codecoop.audit.release_gate``)."""
+    from codecoop.audit.release_gate import audit_release_proposal, decide_vote
+    from codecoop.cli._context import open_content_store
+    from codecoop.node.config import load_config
+    from codecoop.storage import open_store
+
+    cfg = load_config(config)
+    if not cfg["audit.vote_against_failing_releases"]:
+        if support == "auto":
+            raise ConfigError(f"{config}: [audit] vote_against_failing_releases is off, so auto has nothing to decide by")
+        return support, reason
+    content = open_content_store(store, store_root) or open_store(cfg["store.api"], root=cfg.folder / "store")
+    with console.status("auditing the proposed release for memorized copies of your code ..."):
+        audited = audit_release_proposal(d, proposal_id, content, cfg.code_paths(), cfg.memorization_config())
+    report = audited[1] if audited else None
+    if report is not None:
+        from codecoop.cli.audit import print_memorization
+
+        print_memorization(report, f"release {audited[0].tag}", show_leaks=False)
+    decided, why = decide_vote(support, report, proposal=str(proposal_id))
+    return decided, "; ".join(r for r in (reason, why) if r)
 
 
 @app.command()

@@ -8,9 +8,12 @@ Layout (``codecoop init`` writes it with comments)::
     [keystore]    path, password_env | password_file
     [data]        code (folders of private code), folder (journal, store, identity)
     [model]       id, device
-    [training]    steps, lr, r, alpha, dropout, batch_size, seq_len, mu, seed, target_modules
+    [training]    steps, lr, r, alpha, dropout, batch_size, seq_len, mu, seed, target_modules,
+                  dp_clip_norm, dp_noise_multiplier, dp_delta
     [evaluation]  block_size, max_blocks, approve_min_delta, max_update_norm
     [node]        min_improvement, open_rounds, max_rounds, finalize, claim, poll_interval
+    [audit]       vote_against_failing_releases, memorization_threshold, memorization_prompts,
+                  memorization_max_new_tokens, memorization_samples, memorization_seed
 
 Relative paths are relative to the configuration file. Any value can be overridden from the
 command line as ``section.key=value`` (the value is parsed as TOML, falling back to a string).
@@ -116,6 +119,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], str | None]]]] = {
         "mu": (0.0, _num(allow_zero=True)),
         "seed": (0, _int(0)),
         "target_modules": ([], _opt_strings),
+        "dp_clip_norm": (0.0, _num(allow_zero=True)),
+        "dp_noise_multiplier": (0.0, _num(allow_zero=True)),
+        "dp_delta": (1e-5, _num()),
     },
     "evaluation": {
         "block_size": (128, _int(2)),
@@ -130,6 +136,14 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], str | None]]]] = {
         "finalize": (True, _bool),
         "claim": (True, _bool),
         "poll_interval": (2.0, _num()),
+    },
+    "audit": {
+        "vote_against_failing_releases": (False, _bool),
+        "memorization_threshold": (0.05, _num(allow_zero=True)),
+        "memorization_prompts": (64, _int(1)),
+        "memorization_max_new_tokens": (128, _int(1)),
+        "memorization_samples": (1, _int(1)),
+        "memorization_seed": (0, _int(0)),
     },
 }
 
@@ -182,7 +196,18 @@ class NodeConfig:
             r=t["r"], alpha=t["alpha"], dropout=float(t["dropout"]), lr=float(t["lr"]), steps=t["steps"],
             batch_size=t["batch_size"], seq_len=t["seq_len"], mu=float(t["mu"]), seed=t["seed"],
             target_modules=tuple(t["target_modules"]) or None, progress=False,
+            dp_clip_norm=float(t["dp_clip_norm"]) or None, dp_noise_multiplier=float(t["dp_noise_multiplier"]), dp_delta=float(t["dp_delta"]),
         )
+
+    def memorization_config(self) -> Any:
+        """The memorization audit this node runs on its own code before voting on a release."""
+        from codecoop.audit.memorization import MemorizationConfig
+
+        a = self.values["audit"]
+        return MemorizationConfig(
+            max_prompts=a["memorization_prompts"], max_new_tokens=a["memorization_max_new_tokens"],
+            samples_per_prompt=a["memorization_samples"], threshold=float(a["memorization_threshold"]), seed=a["memorization_seed"],
+        )  # fmt: skip
 
     def settings(self) -> Any:
         from codecoop.node.node import NodeSettings
@@ -319,6 +344,12 @@ mu = 0.0
 seed = 0
 # Modules LoRA adapts; empty: the model's default (q_proj and v_proj on Llama-like models).
 target_modules = []
+# Differential privacy of each update (docs/PRIVACY.md): clip its change to this L2 norm (0: off) and
+# add Gaussian noise of std dp_noise_multiplier * dp_clip_norm (from a fresh secret seed per round);
+# epsilon is accounted at dp_delta.
+dp_clip_norm = 0.0
+dp_noise_multiplier = 0.0
+dp_delta = 1e-5
 
 [evaluation]
 # Peers' updates are judged on this node's held-out code.
@@ -340,6 +371,19 @@ finalize = true
 claim = true
 # Seconds between looks at the chain when nothing is due.
 poll_interval = 2.0
+
+[audit]
+# Before `codecoop dao vote --config ...` votes on a release, audit the proposed model for verbatim
+# copies of this node's private code (data.code): `auto` votes against a release whose memorization
+# ratio exceeds the threshold, and a vote `for` it is refused.
+vote_against_failing_releases = false
+# Largest share of generated lines that may be exact clones (>= 6 lines) of your code.
+memorization_threshold = 0.05
+# Documented functions used as prompts (a seeded sample), tokens generated and samples per prompt.
+memorization_prompts = 64
+memorization_max_new_tokens = 128
+memorization_samples = 1
+memorization_seed = 0
 """
 
 
