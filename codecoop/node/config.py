@@ -21,6 +21,7 @@ command line as ``section.key=value`` (the value is parsed as TOML, falling back
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -79,6 +80,8 @@ def _num(positive: bool = True, allow_zero: bool = False) -> Callable[[Any], str
     def check(v: Any) -> str | None:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             return "must be a number"
+        if not math.isfinite(v):  # TOML reads nan and inf as floats; no setting here takes them
+            return "must be a number, not nan or inf"
         if positive and (v < 0 or (v == 0 and not allow_zero)):
             return "must be positive" if not allow_zero else "must not be negative"
         return None
@@ -127,6 +130,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], str | None]]]] = {
         "block_size": (128, _int(2)),
         "max_blocks": (16, _int(1)),
         "approve_min_delta": (-20_000, _int()),
+        "early_stop_z": (3.0, _num(allow_zero=True)),
+        "min_blocks": (4, _int(2)),
         "max_update_norm": (1_000.0, _num()),
     },
     "node": {
@@ -216,6 +221,7 @@ class NodeConfig:
         return NodeSettings(
             train=self.train_config(), eval_block_size=e["block_size"], eval_max_blocks=e["max_blocks"],
             min_improvement_micro=n["min_improvement"], approve_min_delta_micro=e["approve_min_delta"],
+            eval_early_stop_z=float(e["early_stop_z"]), eval_min_blocks=e["min_blocks"],
             max_update_norm=float(e["max_update_norm"]), open_rounds=n["open_rounds"], finalize=n["finalize"],
             claim=n["claim"], max_rounds=n["max_rounds"] or None,
         )
@@ -230,6 +236,8 @@ def _override(text: str) -> tuple[str, str, Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except RecursionError:
+        raise ConfigError(f"override {text!r:.80} nests its value too deeply to parse") from None
     return section, key, value
 
 
@@ -281,11 +289,17 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> NodeConfig:
     """Read and validate a node configuration file."""
     path = Path(path).expanduser()
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} does not exist; write one with `codecoop init`") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} nests arrays or tables too deeply to parse") from None
     return parse_config(data, root=path.resolve().parent, source=str(path), overrides=overrides)
 
 
@@ -357,6 +371,10 @@ block_size = 128
 max_blocks = 16
 # Approve an update whose loss delta (base minus with update) is at least this, in micro-nats.
 approve_min_delta = -20000
+# A peer's update is scored block by block (shuffled order, paired with the base's losses) and judged
+# as soon as its mean delta is this many standard errors from approve_min_delta; 0 scores every block.
+early_stop_z = 3.0
+min_blocks = 4
 # Refuse updates further than this L2 distance from the round's base.
 max_update_norm = 1000.0
 

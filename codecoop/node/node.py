@@ -17,6 +17,7 @@ the next round's base. Server-optimiser state travels beside it, named by ``code
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -62,6 +63,10 @@ class NodeSettings:
     approve_min_delta_micro:
         Approve a peer's update when its loss delta on the own held-out data is at least this
         (micro-nats; negative tolerates a small loss on data unlike the peer's).
+    eval_early_stop_z, eval_min_blocks:
+        A peer's update is scored block by block and judged as soon as its mean loss delta is
+        ``eval_early_stop_z`` standard errors from the threshold, after at least ``eval_min_blocks``
+        blocks (``codecoop.node.evaluation``); ``0`` scores every block.
     max_update_norm:
         Sanity bound on the L2 distance of an update from the round's base adapter.
     max_object_bytes:
@@ -78,6 +83,8 @@ class NodeSettings:
     eval_max_blocks: int | None = 16
     min_improvement_micro: int = 0
     approve_min_delta_micro: int = -20_000
+    eval_early_stop_z: float = 3.0
+    eval_min_blocks: int = 4
     max_update_norm: float = 1_000.0
     max_object_bytes: int = 512 * 1024 * 1024
     open_rounds: bool = False
@@ -179,7 +186,7 @@ class Node:
         self.on_train_step = on_train_step
         self._initial: Any = None
         self._adapters: dict[str | None, Any] = {}  # global versions by CID (None: version 0)
-        self._losses: dict[str, float] = {}  # own held-out loss by adapter CID
+        self._losses: dict[str, Any] = {}  # own held-out per-block losses by global version CID
         self._samples: dict[int, dict[int, int]] = {}  # round -> update id -> nSamples
         self._seen_updates: dict[int, int] = {}  # round -> updates already prefetched
         self.timings: dict[int, dict[str, float]] = {}
@@ -248,26 +255,31 @@ class Node:
                 self._adapters.pop(next(iter(self._adapters)))
         return self._adapters[cid]
 
-    def own_loss(self, adapter: Any, key: str | None) -> float:
-        """Held-out loss (nats) of the base plus ``adapter`` on this node's own validation split.
+    def own_losses(self, adapter: Any, key: str | None) -> Any:
+        """Per-block held-out losses (nats) of the base plus ``adapter`` on this node's validation split.
 
-        ``key`` (the adapter's CID, or ``VERSION_0``) caches the figure; ``None`` does not.
+        ``key`` (the adapter's CID, or ``VERSION_0``) caches the figures; ``None`` does not.
         """
         if key is not None and key in self._losses:
             return self._losses[key]
-        from codecoop.training import evaluate
-
-        with self._timed("evaluate"):
-            loss = evaluate(
-                self.base,
-                adapter,
-                self.corpus,
-                block_size=self.settings.eval_block_size,
-                max_blocks=self.settings.eval_max_blocks,
-            ).loss
+        with self._timed("evaluate"), self._scorer(adapter) as score:
+            losses = score(range(score.n_blocks))
         if key is not None:
-            self._losses[key] = loss
-        return loss
+            self._losses[key] = losses
+            while len(self._losses) > 3:
+                self._losses.pop(next(iter(self._losses)))
+        return losses
+
+    def own_loss(self, adapter: Any, key: str | None) -> float:
+        """Mean held-out loss (nats) of the base plus ``adapter`` on this node's own validation split."""
+        return float(self.own_losses(adapter, key).mean())
+
+    def _scorer(self, adapter: Any) -> Any:
+        from codecoop.training import block_scorer
+
+        return block_scorer(
+            self.base, adapter, self.corpus, block_size=self.settings.eval_block_size, max_blocks=self.settings.eval_max_blocks
+        )
 
     def _fetch(self, cid: str, owner: str | None) -> bytes:
         limit = self.settings.max_object_bytes
@@ -438,15 +450,20 @@ class Node:
         from codecoop.aggregation import Update, update_norm
         from codecoop.training import Adapter
 
+        from codecoop.node.evaluation import SequentialTest, block_order, paired_delta
+
         r = info.round
         glob = self.global_adapter(info.base_cid)
-        base_loss = self.own_loss(glob, info.base_cid or VERSION_0)
+        base_losses = self.own_losses(glob, info.base_cid or VERSION_0)
+        test = SequentialTest(z=self.settings.eval_early_stop_z, min_blocks=self.settings.eval_min_blocks)
+        order = block_order(len(base_losses))
+        threshold = self.settings.approve_min_delta_micro / 1e6
         votes: dict[int, tuple[bool, int]] = {}
         for u in self.d.rounds.updates(r):
             if u.submitter == self.address:
                 continue
             reason = ""
-            delta = 0
+            delta = blocks = 0
             try:
                 adapter = Adapter.from_bytes(self._fetch(u.cid, u.submitter), self.base)
                 if (adapter.lora.r, adapter.lora.alpha, adapter.lora.target_modules) != (
@@ -456,14 +473,21 @@ class Node:
                 norm = update_norm(Update(u.cid, adapter.tensors, 1), glob.tensors)
                 if norm > self.settings.max_update_norm:
                     raise AdapterMismatch(f"distance {norm:.1f} from the base exceeds the bound {self.settings.max_update_norm}")
-                delta = round((base_loss - self.own_loss(adapter, u.cid)) * 1e6)
+                with self._timed("evaluate"), self._scorer(adapter) as score:
+                    verdict = paired_delta(base_losses, score, threshold, test, order)
+                blocks = verdict.blocks
+                if not math.isfinite(verdict.delta):
+                    raise AdapterMismatch("it gives a non-finite loss on this node's held-out data")
+                delta = round(verdict.delta * 1e6)
                 approve = delta >= self.settings.approve_min_delta_micro
                 if not approve:
                     reason = f"loss delta {delta} micro-nats on own data"
             except (AdapterMismatch, TensorFormatError, StorageError) as exc:
                 approve, reason = False, f"refused: {exc}"
             votes[u.update_id] = (approve, delta)
-            entry.votes[str(u.update_id)] = {"approve": approve, "delta": delta, "reason": reason, "submitter": u.submitter}
+            entry.votes[str(u.update_id)] = {
+                "approve": approve, "delta": delta, "reason": reason, "submitter": u.submitter, "blocks": blocks,
+            }
         return votes
 
     def _commit(self, info: RoundInfo, entry: RoundEntry) -> bool:

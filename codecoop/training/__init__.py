@@ -19,7 +19,7 @@ from codecoop.training.cache import cache_root
 from codecoop.training.config import LoraSpec, TrainConfig, default_target_modules
 from codecoop.training.corpus import CodeCorpus, CorpusStats, Document, collect_files, repository_of
 from codecoop.training.device import DevicePlan, plan_device
-from codecoop.training.evaluate import Metrics, evaluate, generate
+from codecoop.training.evaluate import BlockScorer, Metrics, block_scorer, evaluate, generate
 from codecoop.training.hashing import weights_sha256
 from codecoop.training.humaneval import (
     ExecutionResult,
@@ -39,6 +39,7 @@ __all__ = [
     "Adapter",
     "BUILTIN_MODELS",
     "BaseModel",
+    "BlockScorer",
     "CodeCorpus",
     "CorpusStats",
     "DevicePlan",
@@ -52,6 +53,7 @@ __all__ = [
     "StepInfo",
     "TrainConfig",
     "attached",
+    "block_scorer",
     "cache_root",
     "check_completion",
     "collect_files",

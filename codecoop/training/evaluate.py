@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from codecoop.errors import TrainingError
@@ -14,7 +15,7 @@ from codecoop.training.adapter import Adapter, attached
 from codecoop.training.base import BaseModel
 from codecoop.training.corpus import CodeCorpus, Split
 
-__all__ = ["Metrics", "evaluate", "generate"]
+__all__ = ["BlockScorer", "Metrics", "block_scorer", "evaluate", "generate"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,65 @@ def evaluate(
         raise TrainingError(f"the {split} split gives no tokens to evaluate")
     loss = total_loss / count
     return Metrics(math.exp(min(loss, 700.0)), correct / count, count, loss)
+
+
+class BlockScorer:
+    """Per-block held-out loss of one model, block by block, for tests that may stop early.
+
+    Made by :func:`block_scorer`; ``scorer(indices)`` returns the mean next-token loss (nats) of
+    each listed block. Every block has ``block_size - 1`` predicted positions, so the mean over
+    all blocks equals :func:`evaluate`'s ``loss`` on the same arguments.
+    """
+
+    def __init__(self, base: BaseModel, model: torch.nn.Module, blocks: torch.Tensor, batch_size: int) -> None:
+        self._base = base
+        self._model = model
+        self._blocks = blocks
+        self._batch_size = batch_size
+
+    @property
+    def n_blocks(self) -> int:
+        """How many blocks there are to score."""
+        return int(self._blocks.shape[0])
+
+    @torch.no_grad()
+    def __call__(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        index = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        out = []
+        for i in range(0, len(index), self._batch_size):
+            batch = self._blocks[index[i : i + self._batch_size]].to(self._base.device)
+            with self._base.plan.autocast():
+                logits = self._model(input_ids=batch).logits
+            logits = logits[:, :-1].float()
+            target = batch[:, 1:]
+            per_token = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none"
+            )
+            out.append(per_token.view(target.shape).double().mean(dim=1).cpu())
+        return torch.cat(out).numpy() if out else np.zeros(0)
+
+
+@contextlib.contextmanager
+def block_scorer(
+    base: BaseModel,
+    adapter: Adapter | None,
+    corpus: CodeCorpus,
+    *,
+    split: Split = "validation",
+    block_size: int = 256,
+    batch_size: int = 8,
+    max_blocks: int | None = None,
+) -> Iterator[BlockScorer]:
+    """Attach ``adapter`` once and score blocks of a corpus split on demand (see :class:`BlockScorer`).
+
+    The blocks are those :func:`evaluate` uses with the same arguments.
+    """
+    blocks = corpus.blocks(split, base.tokenizer, block_size)
+    if max_blocks is not None:
+        blocks = blocks[:max_blocks]
+    with _with_adapter(base, adapter) as model:
+        model.eval()
+        yield BlockScorer(base, model, blocks, batch_size)
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from codecoop.errors import TrainingError
-from codecoop.training import BaseModel, CodeCorpus, TrainConfig, evaluate, generate, train_lora
+from codecoop.training import BaseModel, CodeCorpus, TrainConfig, block_scorer, evaluate, generate, train_lora
 
 
 def test_metrics_are_consistent(tiny: BaseModel, corpus: CodeCorpus) -> None:
@@ -16,6 +16,16 @@ def test_metrics_are_consistent(tiny: BaseModel, corpus: CodeCorpus) -> None:
     assert m.perplexity == pytest.approx(math.exp(m.loss))
     assert 0.0 < m.token_accuracy < 1.0
     assert m.perplexity < len(tiny.tokenizer), "pre-trained tiny beats a uniform guess"
+
+
+def test_block_scores_average_to_the_evaluated_loss(tiny: BaseModel, corpus: CodeCorpus) -> None:
+    full = evaluate(tiny, None, corpus, block_size=32, max_blocks=10, batch_size=4)
+    with block_scorer(tiny, None, corpus, block_size=32, max_blocks=10, batch_size=3) as score:
+        assert score.n_blocks == 10
+        losses = score(range(10))
+        reversed_order = score([9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
+    assert losses.mean() == pytest.approx(full.loss, rel=1e-5)
+    assert reversed_order[::-1] == pytest.approx(losses, rel=1e-5), "a block's score does not depend on its batch"
 
 
 def test_fresh_adapter_changes_nothing(tiny: BaseModel, corpus: CodeCorpus) -> None:
