@@ -256,3 +256,29 @@ def _write_filtered(result, data: list[Path], folder: Path) -> None:
         target = folder / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(doc.text)
+
+
+@app.command("dp")
+def dp_(
+    noise_multiplier: float = typer.Option(..., "--noise-multiplier", "-z", help="Noise std over the clip norm (TrainConfig.dp_noise_multiplier)."),
+    rounds: int = typer.Option(10, "--rounds", help="Rounds a member takes part in; epsilon is shown at checkpoints up to it."),
+    delta: float = typer.Option(1e-5, "--delta", help="The delta of (epsilon, delta)."),
+    sample_rate: float = typer.Option(1.0, "--sample-rate", help="Chance a member takes part in a round (1: every round, no amplification)."),
+) -> None:
+    """Privacy budget of client-level DP over rounds: (epsilon, delta) of the Gaussian mechanism composed
+    with opacus' RDP accountant (docs/PRIVACY.md).
+
+    Example: codecoop audit dp --noise-multiplier 1.0 --rounds 50 --delta 1e-5
+    """
+    from codecoop.training.dp import epsilon
+
+    if rounds < 1:
+        raise ConfigError(f"--rounds must be at least 1, got {rounds}")
+    marks = sorted({t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if t < rounds} | {rounds})
+    console.print(f"client-level DP: noise multiplier {noise_multiplier}, sample rate {sample_rate}, delta {delta:g}")
+    table = Table()
+    table.add_column("rounds", justify="right")
+    table.add_column("epsilon", justify="right")
+    for t in marks:
+        table.add_row(str(t), f"{epsilon(noise_multiplier, t, delta, sample_rate):.3f}")
+    console.print(table)
