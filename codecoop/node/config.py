@@ -10,7 +10,7 @@ Layout (``codecoop init`` writes it with comments)::
     [model]       id, device
     [training]    steps, lr, r, alpha, dropout, batch_size, seq_len, mu, seed, target_modules,
                   dp_clip_norm, dp_noise_multiplier, dp_delta
-    [evaluation]  block_size, max_blocks, approve_min_delta, max_update_norm
+    [evaluation]  block_size, max_blocks, approve_min_delta, max_update_norm, min_update_change, copy_distance
     [node]        min_improvement, open_rounds, max_rounds, finalize, claim, poll_interval
     [audit]       vote_against_failing_releases, memorization_threshold, memorization_prompts,
                   memorization_max_new_tokens, memorization_samples, memorization_seed
@@ -133,6 +133,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], str | None]]]] = {
         "early_stop_z": (3.0, _num(allow_zero=True)),
         "min_blocks": (4, _int(2)),
         "max_update_norm": (1_000.0, _num()),
+        "min_update_change": (1e-3, _num(allow_zero=True)),
+        "copy_distance": (0.1, _num(allow_zero=True)),
     },
     "node": {
         "min_improvement": (0, _int()),
@@ -222,7 +224,8 @@ class NodeConfig:
             train=self.train_config(), eval_block_size=e["block_size"], eval_max_blocks=e["max_blocks"],
             min_improvement_micro=n["min_improvement"], approve_min_delta_micro=e["approve_min_delta"],
             eval_early_stop_z=float(e["early_stop_z"]), eval_min_blocks=e["min_blocks"],
-            max_update_norm=float(e["max_update_norm"]), open_rounds=n["open_rounds"], finalize=n["finalize"],
+            max_update_norm=float(e["max_update_norm"]), min_update_change=float(e["min_update_change"]),
+            copy_distance=float(e["copy_distance"]), open_rounds=n["open_rounds"], finalize=n["finalize"],
             claim=n["claim"], max_rounds=n["max_rounds"] or None,
         )
 
@@ -377,6 +380,10 @@ early_stop_z = 3.0
 min_blocks = 4
 # Refuse updates further than this L2 distance from the round's base.
 max_update_norm = 1000.0
+# Screening: refuse a free ride (the base itself, or a change below this fraction of the base's L2
+# norm) and a copy (a change within this relative L2 distance of an earlier-registered update's).
+min_update_change = 0.001
+copy_distance = 0.1
 
 [node]
 # Selective update: submit only if the own held-out loss improves by at least this (micro-nats).

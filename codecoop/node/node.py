@@ -69,6 +69,10 @@ class NodeSettings:
         blocks (``codecoop.node.evaluation``); ``0`` scores every block.
     max_update_norm:
         Sanity bound on the L2 distance of an update from the round's base adapter.
+    min_update_change, copy_distance:
+        Screening (``codecoop.node.screening``): refuse an update that is the round's base or moves
+        less than ``min_update_change`` of the base's L2 norm (a free ride), or whose change is
+        within ``copy_distance`` (relative L2) of an earlier-registered update's (a copy).
     max_object_bytes:
         Largest update or model object fetched.
     open_rounds, finalize, claim:
@@ -86,6 +90,8 @@ class NodeSettings:
     eval_early_stop_z: float = 3.0
     eval_min_blocks: int = 4
     max_update_norm: float = 1_000.0
+    min_update_change: float = 1e-3
+    copy_distance: float = 0.1
     max_object_bytes: int = 512 * 1024 * 1024
     open_rounds: bool = False
     finalize: bool = True
@@ -451,6 +457,7 @@ class Node:
         from codecoop.training import Adapter
 
         from codecoop.node.evaluation import SequentialTest, block_order, paired_delta
+        from codecoop.node.screening import ScreeningError, screen_round
 
         r = info.round
         glob = self.global_adapter(info.base_cid)
@@ -459,7 +466,13 @@ class Node:
         order = block_order(len(base_losses))
         threshold = self.settings.approve_min_delta_micro / 1e6
         votes: dict[int, tuple[bool, int]] = {}
-        for u in self.d.rounds.updates(r):
+        updates = self.d.rounds.updates(r)
+        # free rides and copies of earlier updates (own included), before any forward pass
+        screened = screen_round(
+            updates, lambda u: Adapter.from_bytes(self._fetch(u.cid, u.submitter), self.base).tensors, info.base_cid,
+            glob.tensors, min_change=self.settings.min_update_change, copy_distance=self.settings.copy_distance,
+        )
+        for u in updates:
             if u.submitter == self.address:
                 continue
             reason = ""
@@ -473,6 +486,8 @@ class Node:
                 norm = update_norm(Update(u.cid, adapter.tensors, 1), glob.tensors)
                 if norm > self.settings.max_update_norm:
                     raise AdapterMismatch(f"distance {norm:.1f} from the base exceeds the bound {self.settings.max_update_norm}")
+                if u.update_id in screened:
+                    raise screened[u.update_id]
                 with self._timed("evaluate"), self._scorer(adapter) as score:
                     verdict = paired_delta(base_losses, score, threshold, test, order)
                 blocks = verdict.blocks
@@ -482,7 +497,7 @@ class Node:
                 approve = delta >= self.settings.approve_min_delta_micro
                 if not approve:
                     reason = f"loss delta {delta} micro-nats on own data"
-            except (AdapterMismatch, TensorFormatError, StorageError) as exc:
+            except (AdapterMismatch, TensorFormatError, StorageError, ScreeningError) as exc:
                 approve, reason = False, f"refused: {exc}"
             votes[u.update_id] = (approve, delta)
             entry.votes[str(u.update_id)] = {

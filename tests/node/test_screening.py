@@ -1,0 +1,124 @@
+"""Screening refuses free rides and later copies, and leaves honest, distinct updates alone."""
+
+from __future__ import annotations
+
+import torch
+
+from codecoop.errors import CodecoopError
+from codecoop.node.screening import Candidate, CopiedUpdate, FreeRide, screen_round, screen_updates
+
+NAMES = ("layer.0.lora_A.weight", "layer.0.lora_B.weight", "layer.1.lora_A.weight")
+
+
+def tensors(seed: int, scale: float = 1.0) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return {n: scale * torch.randn(8, 16, generator=gen) for n in NAMES}
+
+
+BASE = tensors(0)
+
+
+def update(seed: int, size: float = 0.5) -> dict[str, torch.Tensor]:
+    """The base plus an independent random change (an honest update of another member)."""
+    change = tensors(seed, size)
+    return {n: BASE[n] + change[n] for n in NAMES}
+
+
+def perturbed(t: dict[str, torch.Tensor], relative: float, seed: int = 99) -> dict[str, torch.Tensor]:
+    """``t`` plus noise of L2 norm ``relative`` times ``t``'s change from the base."""
+    noise = tensors(seed)
+    change = sum(float(((t[n] - BASE[n]) ** 2).sum()) for n in NAMES) ** 0.5
+    size = sum(float((noise[n] ** 2).sum()) for n in NAMES) ** 0.5
+    return {n: t[n] + noise[n] * (relative * change / size) for n in NAMES}
+
+
+def test_distinct_honest_updates_pass():
+    cands = [Candidate(i, f"cid-{i}", update(10 + i)) for i in range(5)]
+    assert screen_updates(cands, "base-cid", BASE) == {}
+
+
+def test_an_exact_copy_by_cid_is_refused_and_the_original_kept():
+    cands = [Candidate(0, "cid-a", update(1)), Candidate(1, "cid-b", update(2)), Candidate(2, "cid-a", update(1))]
+    refused = screen_updates(cands, None, BASE)
+    assert set(refused) == {2}
+    assert isinstance(refused[2], CopiedUpdate) and refused[2].original == 0
+
+
+def test_the_same_tensors_under_another_cid_are_a_copy():
+    original = update(1)
+    refused = screen_updates([Candidate(0, "cid-a", original), Candidate(1, "cid-b", dict(original))], None, BASE)
+    assert isinstance(refused[1], CopiedUpdate) and 0 not in refused
+
+
+def test_a_slightly_perturbed_copy_is_refused_whatever_order_the_candidates_come_in():
+    original = update(1)
+    cands = [Candidate(3, "cid-copy", perturbed(original, 0.05)), Candidate(0, "cid-x", update(7)), Candidate(1, "cid-orig", original)]
+    refused = screen_updates(cands, None, BASE)
+    assert set(refused) == {3} and refused[3].original == 1
+
+
+def test_the_earlier_registration_is_the_original_even_if_it_is_the_perturbed_one():
+    original = update(1)
+    refused = screen_updates([Candidate(0, "cid-p", perturbed(original, 0.05)), Candidate(1, "cid-o", original)], None, BASE)
+    assert set(refused) == {1}
+
+
+def test_a_copy_perturbed_beyond_the_distance_is_not_called_a_copy():
+    original = update(1)
+    cands = [Candidate(0, "cid-o", original), Candidate(1, "cid-p", perturbed(original, 0.3))]
+    assert screen_updates(cands, None, BASE, copy_distance=0.1) == {}
+    assert set(screen_updates(cands, None, BASE, copy_distance=0.5)) == {1}
+
+
+def test_resubmitting_the_base_cid_is_a_free_ride():
+    refused = screen_updates([Candidate(0, "base-cid", dict(BASE))], "base-cid", BASE)
+    assert isinstance(refused[0], FreeRide)
+
+
+def test_the_base_tensors_or_a_tiny_perturbation_of_them_are_free_rides():
+    tiny = tensors(5, 1e-6)
+    cands = [Candidate(0, "cid-same", dict(BASE)), Candidate(1, "cid-tiny", {n: BASE[n] + tiny[n] for n in NAMES}),
+             Candidate(2, "cid-work", update(3))]
+    refused = screen_updates(cands, None, BASE)
+    assert set(refused) == {0, 1} and all(isinstance(e, FreeRide) for e in refused.values())
+
+
+def test_the_free_ride_floor_is_relative_to_the_base_and_can_be_turned_off():
+    small = update(3, size=1e-3)  # a change of about 1e-3 of the base's norm
+    assert set(screen_updates([Candidate(0, "c", small)], None, BASE, min_change=1e-2)) == {0}
+    assert screen_updates([Candidate(0, "c", small)], None, BASE, min_change=1e-5) == {}
+    assert set(screen_updates([Candidate(0, "c", dict(BASE))], None, BASE, min_change=0)) == {0}  # identical is never work
+
+
+def test_two_free_riders_are_free_rides_not_copies_of_each_other():
+    refused = screen_updates([Candidate(0, "a", dict(BASE)), Candidate(1, "b", dict(BASE))], None, BASE)
+    assert all(isinstance(e, FreeRide) for e in refused.values()) and set(refused) == {0, 1}
+
+
+def test_updates_with_other_tensor_names_or_shapes_are_left_to_the_other_checks():
+    odd = {n: torch.zeros(4, 4) for n in NAMES}
+    cands = [Candidate(0, "cid-a", update(1)), Candidate(1, "cid-odd", odd), Candidate(2, "cid-none", None)]
+    assert screen_updates(cands, None, BASE) == {}
+
+
+def test_screen_round_loads_each_update_and_treats_unloadable_ones_by_cid_only():
+    class Info:
+        def __init__(self, update_id, cid):
+            self.update_id, self.cid = update_id, cid
+
+    stored = {"cid-a": update(1), "cid-b": update(1)}
+
+    def load(u):
+        if u.cid not in stored:
+            raise CodecoopError(f"{u.cid} is not a codecoop adapter")
+        return stored[u.cid]
+
+    infos = [Info(0, "cid-a"), Info(1, "cid-bad"), Info(2, "cid-b"), Info(3, "cid-bad")]
+    refused = screen_round(infos, load, None, BASE)
+    assert set(refused) == {2, 3}
+    assert refused[2].original == 0 and refused[3].original == 1
+
+
+def test_messages_name_the_update_and_the_original():
+    refused = screen_updates([Candidate(0, "cid-a", update(1)), Candidate(1, "cid-a", update(1))], None, BASE)
+    assert "update #1" in str(refused[1]) and "#0" in str(refused[1])
