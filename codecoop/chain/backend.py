@@ -42,13 +42,19 @@ class TxResult:
 
 
 class Chain:
-    """A connection to one chain, with helpers for dev chains (funding, mining, time travel)."""
+    """A connection to one chain, with helpers for dev chains (funding, mining, time travel).
+
+    ``preflight`` (embedded chain only): run every transaction as a call first, so a revert raises
+    before anything is mined. A builder of synthetic histories that knows its transactions succeed
+    may turn it off to halve the EVM work; a revert is then still raised, from the mined receipt.
+    """
 
     def __init__(self, w3: Web3, *, url: str, tester: Any = None, timeout: float = 120.0):
         self.w3 = w3
         self.url = url
         self.tester = tester
         self.timeout = timeout
+        self.preflight = True
         self.decoder = RevertDecoder([])
         self._chain_id: int | None = None
 
@@ -175,6 +181,8 @@ class Chain:
         """
         call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
         if self.tester is not None:
+            if not self.preflight:
+                return EMBEDDED_GAS
             # "pending": the next block, where the transaction will run (a window may close in between)
             self._guard(lambda: self.w3.eth.call({**call, "gas": EMBEDDED_GAS}, block_identifier="pending"))
             return EMBEDDED_GAS

@@ -96,6 +96,19 @@ def test_submitting_twice_in_a_round_reverts_AlreadySubmitted(fed):
     assert isinstance(e.value, ContractRevert) and e.value.error == "AlreadySubmitted"
 
 
+def test_without_preflight_a_revert_is_still_raised_typed_from_the_mined_receipt(fed):
+    r, _ = open_with_updates(fed, submitters=(1,))
+    block = fed.chain.block_number
+    fed.chain.preflight = False
+    try:
+        with pytest.raises(reverts.AlreadySubmitted):
+            fed.d.rounds.submit_update(fed.members[1], r, cid("again"), 1)
+    finally:
+        fed.chain.preflight = True
+    assert fed.chain.block_number == block + 1, "the failed transaction was mined, not stopped before sending"
+    assert len(fed.d.rounds.updates(r)) == 1
+
+
 def test_submitting_after_the_submit_window_reverts_WrongPhase(fed):
     r, _ = open_with_updates(fed, submitters=())
     to_phase(fed, r, Phase.COMMIT)
