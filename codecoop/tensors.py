@@ -39,6 +39,27 @@ _TAGS = {v: k for k, v in DTYPES.items()}
 
 #: A header larger than this is refused before it is parsed (a LoRA header is a few KiB).
 MAX_HEADER_BYTES = 16 * 1024 * 1024
+#: Bound on the product of a shape's dimensions, zeros counted as 1 (torch's int64 strides).
+_MAX_ELEMENTS = 2**63
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object that names a key twice is refused: readers would disagree on which one counts."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("a name appears twice in one JSON object")
+    return out
+
+
+def _fits_strides(shape: list[int]) -> bool:
+    """Whether torch can lay out ``shape``: even an empty tensor gets int64 strides, to which zero
+    dims count as 1. Stops multiplying at the bound, so huge dims cost no big-integer arithmetic."""
+    size = 1
+    for d in shape:
+        size *= max(d, 1) if d < _MAX_ELEMENTS else _MAX_ELEMENTS
+        if size >= _MAX_ELEMENTS:
+            return False
+    return True
 
 
 def _raw_bytes(t: torch.Tensor) -> bytes:
@@ -100,12 +121,14 @@ def from_safetensors(
     if 8 + hlen > len(view):
         raise TensorFormatError(f"truncated safetensors file: header says {hlen} bytes but only {len(view) - 8} follow")
     try:
-        header = json.loads(bytes(view[8 : 8 + hlen]).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TensorFormatError(f"safetensors header is not valid JSON: {exc}") from None
+        header = json.loads(bytes(view[8 : 8 + hlen]).decode("utf-8"), object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad UTF-8, bad JSON, repeated names and integers past Python's digit
+        # limit; RecursionError a header nested deeper than the parser's stack.
+        raise TensorFormatError(f"safetensors header is not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(header, dict):
         raise TensorFormatError("safetensors header must be a JSON object")
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise TensorFormatError("safetensors __metadata__ must map strings to strings")
     body = view[8 + hlen :]
@@ -114,16 +137,18 @@ def from_safetensors(
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
             raise TensorFormatError(f"tensor {name!r}: entry must have exactly dtype, shape and data_offsets")
         tag, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if tag not in DTYPES:
-            raise TensorFormatError(f"tensor {name!r}: unsupported dtype {tag!r} (allowed: {', '.join(DTYPES)})")
+        if not isinstance(tag, str) or tag not in DTYPES:
+            raise TensorFormatError(f"tensor {name!r}: unsupported dtype {tag!r:.100} (allowed: {', '.join(DTYPES)})")
         if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-            raise TensorFormatError(f"tensor {name!r}: shape must be a list of non-negative integers, got {shape!r}")
+            raise TensorFormatError(f"tensor {name!r}: shape must be a list of non-negative integers, got {shape!r:.200}")
+        if not _fits_strides(shape):
+            raise TensorFormatError(f"tensor {name!r}: shape {shape!r:.200} is too large for a tensor")
         if (
             not isinstance(offsets, list)
             or len(offsets) != 2
             or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
         ):
-            raise TensorFormatError(f"tensor {name!r}: data_offsets must be two integers, got {offsets!r}")
+            raise TensorFormatError(f"tensor {name!r}: data_offsets must be two integers, got {offsets!r:.200}")
         begin, end = offsets
         itemsize = torch.empty((), dtype=DTYPES[tag]).element_size()
         if not 0 <= begin <= end or end - begin != math.prod(shape) * itemsize:

@@ -26,12 +26,13 @@ from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_checksum_address, to_checksum_address
 
-from codecoop.errors import InvalidCID
+from codecoop.errors import InvalidCID, P2PError
 from codecoop.storage.cid import parse_cid
 
 __all__ = [
     "MAX_ANNOUNCEMENT_BYTES",
     "Announcement",
+    "MalformedAnnouncement",
     "AnnouncementValidator",
     "Verdict",
     "sign_announcement",
@@ -41,6 +42,13 @@ MAX_ANNOUNCEMENT_BYTES = 2048
 """Larger gossip payloads are refused before any parsing."""
 
 _DOMAIN = b"codecoop/announcement/v1\n"
+#: Round numbers and timestamps are refused from here on: no honest peer sends them, and a
+#: timestamp past a float's range would break the clock comparison.
+_MAX_INT = 2**64
+
+
+class MalformedAnnouncement(P2PError, ValueError):
+    """A gossip payload is not a well-formed announcement (a ``ValueError`` too, for older callers)."""
 _FIELDS = ("federation", "round", "cid", "sender", "peer", "nonce", "timestamp")
 
 
@@ -91,26 +99,41 @@ class Announcement:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Announcement:
-        """Parse the wire encoding; ``ValueError`` on anything malformed (the signature unchecked)."""
+        """Parse the wire encoding (the signature unchecked).
+
+        Raises
+        ------
+        MalformedAnnouncement
+            For anything that is not exactly an announcement.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise MalformedAnnouncement(f"an announcement is bytes, not {type(data).__name__}")
         if len(data) > MAX_ANNOUNCEMENT_BYTES:
-            raise ValueError(f"announcement of {len(data)} bytes exceeds {MAX_ANNOUNCEMENT_BYTES}")
-        body = json.loads(data)
+            raise MalformedAnnouncement(f"announcement of {len(data)} bytes exceeds {MAX_ANNOUNCEMENT_BYTES}")
+        try:
+            body = json.loads(bytes(data))
+        except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON; arrays nested past the stack
+            raise MalformedAnnouncement(f"announcement is not JSON: {str(exc)[:120]}") from None
         if not isinstance(body, dict) or set(body) != {*_FIELDS, "signature"}:
-            raise ValueError("announcement must be an object with exactly the known fields")
+            raise MalformedAnnouncement("announcement must be an object with exactly the known fields")
         for name in ("federation", "cid", "sender", "peer", "nonce", "signature"):
             if not isinstance(body[name], str):
-                raise ValueError(f"announcement field {name!r} must be a string")
+                raise MalformedAnnouncement(f"announcement field {name!r} must be a string")
         for name in ("round", "timestamp"):
-            if type(body[name]) is not int or body[name] < 0:
-                raise ValueError(f"announcement field {name!r} must be a non-negative integer")
+            if type(body[name]) is not int or not 0 <= body[name] < _MAX_INT:
+                raise MalformedAnnouncement(f"announcement field {name!r} must be an integer in [0, 2**64)")
         signature = body.pop("signature")
         if not signature.startswith("0x") or len(signature) != 132:
-            raise ValueError("announcement signature must be 65 bytes in 0x-hex")
+            raise MalformedAnnouncement("announcement signature must be 65 bytes in 0x-hex")
+        try:
+            raw_signature = bytes.fromhex(signature[2:])
+        except ValueError:
+            raise MalformedAnnouncement("announcement signature must be 65 bytes in 0x-hex") from None
         if len(body["nonce"]) != 32 or not all(c in "0123456789abcdef" for c in body["nonce"]):
-            raise ValueError("announcement nonce must be 32 lower-case hex characters")
+            raise MalformedAnnouncement("announcement nonce must be 32 lower-case hex characters")
         if not is_checksum_address(body["sender"]):
-            raise ValueError("announcement sender must be a checksummed Ethereum address")
-        return cls(**body, signature=bytes.fromhex(signature[2:]))
+            raise MalformedAnnouncement("announcement sender must be a checksummed Ethereum address")
+        return cls(**body, signature=raw_signature)
 
     def recover_signer(self) -> str:
         """The address that produced :attr:`signature` (anyone's, if it is forged)."""
@@ -204,7 +227,7 @@ class AnnouncementValidator:
     def _check(self, data: bytes, origin_peer: str | None) -> Verdict:
         try:
             announcement = Announcement.from_bytes(data)
-        except (ValueError, TypeError, UnicodeDecodeError):
+        except MalformedAnnouncement:
             return Verdict(None, "malformed")
         if announcement.federation != self.federation:
             return Verdict(None, "wrong-federation")

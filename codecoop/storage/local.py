@@ -61,6 +61,9 @@ class LocalStore:
         """Store ``data`` (bytes, or the file at a path) and return its CID."""
         source: BinaryIO | None = None
         if not isinstance(data, (bytes, bytearray, memoryview)):
+            if not isinstance(data, (str, os.PathLike)):
+                # open() would take an int as a file descriptor: read, then close, someone else's file.
+                raise StorageError(f"put takes bytes or a file path, not {type(data).__name__}")
             try:
                 source = open(data, "rb", buffering=0)  # noqa: SIM115 (closed in finally)
             except OSError as exc:

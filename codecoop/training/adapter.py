@@ -166,10 +166,14 @@ class Adapter:
         try:
             spec = LoraSpec.from_json(meta["lora"])
             training = json.loads(meta["training"]) if "training" in meta else {}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise TensorFormatError(f"adapter metadata is malformed: {exc}") from None
+        # OverflowError: an infinite r or alpha; RecursionError: JSON nested past the parser's stack.
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+            raise TensorFormatError(f"adapter metadata is malformed: {str(exc)[:200]}") from None
         if not isinstance(training, dict):
             raise TensorFormatError("adapter metadata 'training' must be a JSON object")
+        # peft builds nn.Dropout(p) from it when the adapter is attached: refuse what it would not take.
+        if not 0.0 <= spec.dropout < 1.0:
+            raise TensorFormatError(f"adapter metadata 'lora': dropout must be in [0, 1), got {spec.dropout}")
         dtypes = {t.dtype for t in tensors.values()}
         if not dtypes <= set(EXPORT_DTYPES) or len(dtypes) != 1:
             found = ", ".join(sorted(str(d) for d in dtypes)) or "none"
@@ -210,15 +214,29 @@ class Adapter:
                 raise AdapterMismatch(f"adapter tensor {name!r} holds NaN or infinite values")
 
     def save(self, path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
-        """Write ``to_bytes(dtype)`` atomically: an interrupted save never leaves half a file."""
+        """Write ``to_bytes(dtype)`` atomically: an interrupted save never leaves half a file.
+
+        Raises
+        ------
+        TrainingError
+            When the file cannot be written (disk full, no permission); nothing is left behind.
+        """
         path = Path(path)
-        atomic_write_bytes(path, self.to_bytes(dtype))
+        data = self.to_bytes(dtype)
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as exc:
+            raise TrainingError(f"cannot write the adapter to {path}: {exc}") from exc
         return path
 
     @classmethod
     def load(cls, path: str | Path, base: BaseModel | None) -> Adapter:
-        """Read and validate an adapter file (see ``from_bytes``)."""
-        return cls.from_bytes(Path(path).read_bytes(), base)
+        """Read and validate an adapter file (see ``from_bytes``); ``TrainingError`` when it cannot be read."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise TrainingError(f"cannot read the adapter file {path}: {exc}") from exc
+        return cls.from_bytes(data, base)
 
     def merge(self, base: BaseModel) -> BaseModel:
         """A new ``BaseModel`` with this adapter merged into a copy of the base weights, ready to serve.
