@@ -26,6 +26,7 @@ def sim(
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also train each organisation alone, for comparison."),
     min_improvement: int = typer.Option(0, "--min-improvement", help="Selective update: submit only if the own loss improves by this many micro-nats."),
     seed: int = typer.Option(0, "--seed", help="Seed of partitioning and training."),
+    byzantine: list[str] = typer.Option([], "--byzantine", help="K:ATTACK: the last K organisations run ATTACK (repeatable): sign-flip, scale100, noise, free-rider, free-rider-exact, plagiarist, plagiarist-exact, collude, liar."),
     out: Path = typer.Option(Path("sim-report"), "--out", help="Folder for report.json and report.md."),
     processes: bool = typer.Option(False, "--processes", help="Run the multi-process devnet instead: a hardhat node, the IPFS daemon and one `codecoop node run` per organisation."),
     workdir: Optional[Path] = typer.Option(None, "--workdir", help="Keep stores and journals here (default: a temporary folder)."),
@@ -47,6 +48,8 @@ def sim(
       codecoop sim --model smollm2-135m --steps 20 --rounds 2
 
       codecoop sim --processes --orgs 3 --rounds 1   # separate processes over libp2p, hardhat and IPFS
+
+      codecoop sim --orgs 4 --byzantine 1:sign-flip --no-baselines   # one organisation poisons its updates
     """
     if processes:
         from codecoop.sim.devnet import DevnetConfig, run_devnet
@@ -62,7 +65,7 @@ def sim(
     config = SimConfig(
         orgs=orgs, rounds=rounds, strategy=strategy, model=model, partition=partition, steps=steps, lr=lr,
         data=tuple(str(d) for d in data), baselines=baselines, min_improvement_micro=min_improvement, seed=seed,
-        workdir=str(workdir) if workdir else None,
+        workdir=str(workdir) if workdir else None, byzantine=tuple(byzantine),
     )
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
@@ -88,12 +91,24 @@ def sim(
 
     hooks = Hooks(log=log, on_event=print_event, on_train_step=on_step, on_round=on_round)
     simulation = Simulation(config, hooks)
+    outcome = None
     try:
         with progress:
             report = simulation.run()
+        if byzantine:
+            from codecoop.sim.byzantine import byzantine_outcome
+
+            outcome = byzantine_outcome(simulation)
     finally:
         simulation.close()
     _summary(report)
+    if outcome is not None:
+        attackers = ", ".join(f"{name} ({attack})" for name, attack in outcome.attacks.items())
+        console.print(
+            f"Byzantine {attackers}: {outcome.poisoned_accepted} of {outcome.poisoned_submitted} poisoned updates accepted; "
+            f"honest updates {outcome.honest_accepted} of {outcome.honest_submitted} accepted; tokens per attacker "
+            f"{outcome.attacker_tokens:.1f}, per honest organisation {outcome.honest_tokens:.1f}", highlight=False,
+        )
     json_path, md_path = report.write(out)
     console.print(f"reports: {json_path} and {md_path}")
 

@@ -47,6 +47,7 @@ class SimConfig:
     baselines: bool = True
     seed: int = 0
     workdir: str | None = None
+    byzantine: tuple[str, ...] = ()  # "K:ATTACK" specs: the last K organisations attack (codecoop.sim.byzantine)
 
     def __post_init__(self) -> None:
         if self.orgs < 2:
@@ -107,8 +108,9 @@ class Simulation:
     # ------------------------------------------------------------------ setup
     def setup(self) -> SimReport:
         from codecoop.chain import FederationParams, connect, deploy
-        from codecoop.node import InProcessNetwork, Journal, Node, NodeSettings
+        from codecoop.node import InProcessNetwork, Journal, NodeSettings
         from codecoop.aggregation.spec import parse_strategy
+        from codecoop.sim.byzantine import assign_attacks, node_factories, parse_byzantine
         from codecoop.sim.data import default_sources, organisation_files
         from codecoop.storage import LocalStore
         from codecoop.training import CodeCorpus, load_base
@@ -116,6 +118,11 @@ class Simulation:
         cfg, log = self.config, self.hooks.log
         began = time.perf_counter()
         parse_strategy(cfg.strategy).build()  # a bad strategy fails before anything slow
+        byzantine = parse_byzantine(cfg.byzantine, cfg.orgs)
+        factories = node_factories(byzantine, cfg.orgs, cfg.seed)
+        for i, attack in enumerate(assign_attacks(byzantine, cfg.orgs)):
+            if attack is not None:
+                log(f"org-{i} is Byzantine: {attack}")
         train = cfg.train_config()
         if cfg.workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="codecoop-sim-")
@@ -153,7 +160,7 @@ class Simulation:
             account = self.chain.new_account()
             store = LocalStore(work / name / "store")
             journal = Journal(work / name / "journal.json", deployment=self.deployment.addresses["RoundManager"])
-            node = Node(
+            node = factories[i](
                 name=name, account=account, deployment=self.deployment, store=store,
                 transport=network.attach(account.address, store), base=self.base, corpus=corpus,
                 settings=settings, journal=journal, on_event=self._event,

@@ -1,0 +1,409 @@
+"""Byzantine organisations for ``codecoop sim --byzantine K:ATTACK``: attacks around the real node.
+
+Every attacker is a subclass of the real :class:`~codecoop.node.node.Node` that overrides only
+what its attack changes: what it submits (:meth:`ByzantineNode._train_and_submit`) or how it votes
+(:meth:`~codecoop.node.node.Node.judge`). Everything else (joining, the chain's phases, commit and
+reveal, finalize, aggregation, confirmation, claims) is the honest state machine, so an attacker
+is exactly as capable as a member running modified software, and the honest members stay the
+real, unmodified :class:`Node`.
+
+Attacks (``ATTACKS``):
+
+``sign-flip``
+    Trains honestly, submits the update pointing the other way: ``lora_B``'s change from the base
+    is negated (``lora_A`` as trained), which negates the adapter's change to the model's weights.
+``scale100``
+    Trains honestly, submits ``base + 100 * delta``.
+``noise``
+    Trains honestly to learn an honest update's size, submits ``base`` plus Gaussian noise of
+    that same L2 norm (so a norm bound cannot tell it from an honest update).
+``free-rider``, ``free-rider-exact``
+    Does not train: submits the round's base plus a tiny perturbation (L2 norm ``1e-4`` of the
+    base's), or the base itself (its very CID when the base is a stored global model).
+``plagiarist``, ``plagiarist-exact``
+    Does not train: waits for another member's update of the round, then submits it with a
+    slight perturbation (L2 norm 2% of that update's change from the base), or the very same CID.
+``collude``
+    Submits a sign-flipped update; all colluders approve each other's updates with the largest
+    ``lossDelta`` and reject every honest update.
+``liar``
+    Submits an honest update, but votes the opposite of its honest judgement (approves what it
+    finds harmful with the negated ``lossDelta``, rejects what helps).
+
+The attackers are the last ``K`` organisations (``org-(N-K)`` ... ``org-(N-1)``), in the order
+the specs are given; ``org-0``, which opens the simulation's rounds, is always honest.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from codecoop.errors import ConfigError
+from codecoop.node.journal import RoundEntry
+from codecoop.node.node import Node
+
+__all__ = [
+    "ATTACKS",
+    "POISONING",
+    "ByzantineSpec",
+    "ByzantineNode",
+    "Cabal",
+    "parse_byzantine",
+    "assign_attacks",
+    "node_factories",
+    "ByzantineOutcome",
+    "byzantine_outcome",
+]
+
+#: Relative size of a free rider's perturbation: its L2 norm over the base adapter's.
+FREE_RIDER_SCALE = 1e-4
+#: Relative size of a plagiarist's perturbation: its L2 norm over the copied update's change.
+PLAGIARIST_SCALE = 0.02
+#: The ``lossDelta`` colluders report for each other (the contract clamps it to ``rewardBound``).
+COLLUDER_DELTA = 10**12
+
+
+@dataclass(frozen=True)
+class ByzantineSpec:
+    """``count`` organisations run ``attack``."""
+
+    count: int
+    attack: str
+
+    @classmethod
+    def parse(cls, text: str) -> ByzantineSpec:
+        """Parse ``"K:ATTACK"``, e.g. ``"1:sign-flip"``.
+
+        Raises
+        ------
+        ConfigError
+            If the text is not ``K:ATTACK`` with ``K >= 1`` and a known attack.
+        """
+        count, sep, attack = text.strip().partition(":")
+        if not sep or not count.strip().isdigit() or int(count) < 1:
+            raise ConfigError(f"--byzantine {text!r} must look like K:ATTACK with K >= 1, e.g. 1:sign-flip")
+        attack = attack.strip()
+        if attack not in ATTACKS:
+            raise ConfigError(f"--byzantine {text!r}: unknown attack {attack!r}; known attacks: {', '.join(ATTACKS)}")
+        return cls(int(count), attack)
+
+    def __str__(self) -> str:
+        return f"{self.count}:{self.attack}"
+
+
+def parse_byzantine(specs: Iterable[str], orgs: int) -> list[ByzantineSpec]:
+    """Parse every ``K:ATTACK`` and check that at least two organisations stay honest.
+
+    Two honest members are what a round needs to complete with the simulation's two confirmations
+    (attackers confirm honestly too, but the federation must not depend on them).
+    """
+    parsed = [ByzantineSpec.parse(s) for s in specs]
+    total = sum(s.count for s in parsed)
+    if total and orgs - total < 2:
+        raise ConfigError(f"--byzantine: {total} attackers among {orgs} organisations leave fewer than 2 honest ones; add --orgs")
+    return parsed
+
+
+def assign_attacks(specs: Sequence[ByzantineSpec], orgs: int) -> list[str | None]:
+    """The attack of each organisation (``None``: honest): the last organisations attack, in spec order."""
+    attacks = [s.attack for s in specs for _ in range(s.count)]
+    return [None] * (orgs - len(attacks)) + attacks
+
+
+@dataclass
+class Cabal:
+    """What colluding attackers share: each other's addresses."""
+
+    members: set[str] = field(default_factory=set)
+
+
+def _tensor_norm(tensors: Mapping[str, Any]) -> float:
+    return math.sqrt(sum(float((t.double() ** 2).sum()) for t in tensors.values()))
+
+
+def _delta(tensors: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: tensors[k] - base[k] for k in sorted(tensors)}
+
+
+class ByzantineNode(Node):
+    """A member running modified software: the honest node with one behaviour replaced.
+
+    Parameters
+    ----------
+    cabal:
+        Shared by the attackers of one simulation (colluders read each other's addresses from it).
+    seed:
+        Seeds the attacker's own random perturbations (one stream per organisation).
+    **node_args:
+        Everything :class:`~codecoop.node.node.Node` takes.
+    """
+
+    attack = "honest"
+    #: Whether the attacker's own submissions are bad (everything but the liar's).
+    poisons = True
+
+    def __init__(self, *, cabal: Cabal, seed: int, **node_args: Any):
+        super().__init__(**node_args)
+        self.cabal = cabal
+        self.seed = seed
+        cabal.members.add(self.address)
+
+    # ------------------------------------------------------------------ crafting an update
+    def craft(self, info: Any) -> tuple[str, int] | None:
+        """Store the attacker's update of round ``info`` and return ``(cid, nSamples)``; ``None``: not yet."""
+        raise NotImplementedError
+
+    def _noise(self, round_id: int, like: Mapping[str, Any], norm: float) -> dict[str, Any]:
+        """Seeded Gaussian noise shaped like ``like``, scaled to L2 norm ``norm``."""
+        import torch
+
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + round_id)
+        noise = {k: torch.randn(like[k].shape, generator=gen, dtype=torch.float32) for k in sorted(like)}
+        scale = norm / max(_tensor_norm(noise), 1e-30)
+        return {k: v * scale for k, v in noise.items()}
+
+    def _honest(self, info: Any) -> Any:
+        """Train the round's honest update (as :class:`Node` would), for attacks that start from one."""
+        from codecoop.training import train_lora
+
+        with self._timed("train"):
+            start = self.global_adapter(info.base_cid)
+            self._emit(info.round, "training", f"[{self.attack}] training {self.settings.train.steps} steps")
+            return train_lora(self.base, self.corpus, self.settings.train, start=start, on_step=self.on_train_step)
+
+    def _store(self, adapter_like: Any, tensors: Mapping[str, Any]) -> tuple[str, int]:
+        from codecoop.training import Adapter
+
+        adapter = Adapter(
+            dict(tensors), adapter_like.base_model_id, adapter_like.base_weights_hash, adapter_like.lora,
+            dict(adapter_like.training),
+        )
+        cid = self.store.put(adapter.to_bytes())
+        self.store.pin(cid)
+        return cid, max(adapter.num_samples, 1)
+
+    # ------------------------------------------------------------------ the node's submit step, replaced
+    def _submit_phase(self, info: Any, entry: RoundEntry) -> bool:
+        part = self.d.rounds.participation(info.round, self.address)
+        if part.own_update is None and entry.trained_cid is None and not entry.skipped:
+            return self._craft_and_submit(info, entry)
+        return super()._submit_phase(info, entry)
+
+    def _train_and_submit(self, info: Any, entry: RoundEntry) -> None:
+        if entry.trained_cid is None:
+            self._craft_and_submit(info, entry)
+        else:
+            with self._timed("publish"):
+                self._register(info, entry)
+
+    def _craft_and_submit(self, info: Any, entry: RoundEntry) -> bool:
+        began = time.perf_counter()
+        crafted = self.craft(info)
+        if crafted is None:
+            return False
+        entry.trained_cid, entry.samples = crafted
+        entry.base_cid = info.base_cid
+        self.journal.save()
+        self._emit(info.round, "crafted", f"[{self.attack}] crafted update {entry.trained_cid[:20]}...",
+                   attack=self.attack, seconds=time.perf_counter() - began)
+        with self._timed("publish"):
+            self._register(info, entry)
+        return True
+
+
+class SignFlip(ByzantineNode):
+    attack = "sign-flip"
+
+    def craft(self, info: Any) -> tuple[str, int]:
+        trained = self._honest(info)
+        base = self.global_adapter(info.base_cid).tensors
+        # Flipping both LoRA factors would leave their product's second-order term as trained (on
+        # tiny it often still helped); flipping lora_B's change reverses the product's change exactly
+        # while lora_B starts at zero (the first round) and its lora_B part after.
+        flipped = {k: base[k] - d if ".lora_B." in k else trained.tensors[k] for k, d in _delta(trained.tensors, base).items()}
+        return self._store(trained, flipped)
+
+
+class Scale100(ByzantineNode):
+    attack = "scale100"
+
+    def craft(self, info: Any) -> tuple[str, int]:
+        trained = self._honest(info)
+        base = self.global_adapter(info.base_cid).tensors
+        return self._store(trained, {k: base[k] + 100.0 * d for k, d in _delta(trained.tensors, base).items()})
+
+
+class Noise(ByzantineNode):
+    attack = "noise"
+
+    def craft(self, info: Any) -> tuple[str, int]:
+        trained = self._honest(info)
+        base = self.global_adapter(info.base_cid).tensors
+        noise = self._noise(info.round, base, _tensor_norm(_delta(trained.tensors, base)))
+        return self._store(trained, {k: base[k] + noise[k] for k in base})
+
+
+class FreeRider(ByzantineNode):
+    attack = "free-rider"
+
+    def craft(self, info: Any) -> tuple[str, int]:
+        glob = self.global_adapter(info.base_cid)
+        noise = self._noise(info.round, glob.tensors, FREE_RIDER_SCALE * _tensor_norm(glob.tensors))
+        return self._store(glob, {k: glob.tensors[k] + noise[k] for k in glob.tensors})
+
+
+class FreeRiderExact(ByzantineNode):
+    attack = "free-rider-exact"
+
+    def craft(self, info: Any) -> tuple[str, int]:
+        glob = self.global_adapter(info.base_cid)  # also puts a stored base in the own store
+        if info.base_cid is not None:
+            return info.base_cid, max(self.corpus.stats.train_tokens // max(self.settings.train.seq_len, 1), 1)
+        return self._store(glob, glob.tensors)
+
+
+class Plagiarist(ByzantineNode):
+    attack = "plagiarist"
+    exact = False
+
+    def craft(self, info: Any) -> tuple[str, int] | None:
+        from codecoop.training import Adapter
+
+        others = [u for u in self.d.rounds.updates(info.round) if u.submitter != self.address]
+        if not others:
+            return None  # nothing to copy yet: wait for the first honest submission
+        victim = others[0]
+        adapter = Adapter.from_bytes(self._fetch(victim.cid, victim.submitter), self.base)
+        samples = max(adapter.num_samples, 1)
+        if self.exact:
+            return victim.cid, samples
+        base = self.global_adapter(info.base_cid).tensors
+        delta = _delta(adapter.tensors, base)
+        noise = self._noise(info.round, base, PLAGIARIST_SCALE * _tensor_norm(delta))
+        return self._store(adapter, {k: adapter.tensors[k] + noise[k] for k in adapter.tensors})
+
+
+class PlagiaristExact(Plagiarist):
+    attack = "plagiarist-exact"
+    exact = True
+
+
+class Collude(SignFlip):
+    attack = "collude"
+
+    def judge(self, info: Any, entry: RoundEntry) -> dict[int, tuple[bool, int]]:
+        votes: dict[int, tuple[bool, int]] = {}
+        for u in self.d.rounds.updates(info.round):
+            if u.submitter == self.address:
+                continue
+            ally = u.submitter in self.cabal.members
+            votes[u.update_id] = (ally, COLLUDER_DELTA if ally else -COLLUDER_DELTA)
+            entry.votes[str(u.update_id)] = {"approve": ally, "delta": votes[u.update_id][1],
+                                             "reason": "collusion", "submitter": u.submitter}
+        return votes
+
+
+class Liar(ByzantineNode):
+    attack = "liar"
+    poisons = False
+
+    def _submit_phase(self, info: Any, entry: RoundEntry) -> bool:
+        return Node._submit_phase(self, info, entry)
+
+    def _train_and_submit(self, info: Any, entry: RoundEntry) -> None:
+        Node._train_and_submit(self, info, entry)
+
+    def judge(self, info: Any, entry: RoundEntry) -> dict[int, tuple[bool, int]]:
+        honest = super().judge(info, entry)
+        votes = {uid: (not approve, -delta) for uid, (approve, delta) in honest.items()}
+        for uid, (approve, delta) in votes.items():
+            entry.votes[str(uid)].update(approve=approve, delta=delta, reason="lie: the opposite of its own judgement")
+        return votes
+
+
+_CLASSES: dict[str, type[ByzantineNode]] = {
+    c.attack: c for c in (SignFlip, Scale100, Noise, FreeRider, FreeRiderExact, Plagiarist, PlagiaristExact, Collude, Liar)
+}
+#: Every attack ``--byzantine`` knows.
+ATTACKS: tuple[str, ...] = tuple(_CLASSES)
+#: Attacks whose own submissions are bad (must never be accepted).
+POISONING: frozenset[str] = frozenset(a for a, c in _CLASSES.items() if c.poisons)
+
+
+def node_factories(specs: Sequence[ByzantineSpec], orgs: int, seed: int) -> list[Callable[..., Node]]:
+    """One node constructor per organisation: :class:`Node` for the honest, an attack class for the rest.
+
+    Each takes :class:`Node`'s keyword arguments.
+    """
+    cabal = Cabal()
+    out: list[Callable[..., Node]] = []
+    for i, attack in enumerate(assign_attacks(specs, orgs)):
+        out.append(Node if attack is None else functools.partial(_CLASSES[attack], cabal=cabal, seed=seed * 1_000 + i))
+    return out
+
+
+# ---------------------------------------------------------------------- what an attack achieved
+@dataclass(frozen=True)
+class ByzantineOutcome:
+    """What the attackers of one simulation achieved, read from the chain and the report.
+
+    Attributes
+    ----------
+    attacks:
+        Organisation name -> attack, for the attackers.
+    poisoned_submitted, poisoned_accepted:
+        Updates of poisoning attackers registered, and accepted, over all rounds.
+    honest_submitted, honest_accepted:
+        The same for honest organisations' updates (a liar's own update counts as honest work).
+    tokens:
+        Organisation name -> tokens minted over all rounds.
+    attacker_tokens, honest_tokens:
+        Mean tokens minted per attacker and per honest organisation.
+    """
+
+    attacks: dict[str, str]
+    poisoned_submitted: int
+    poisoned_accepted: int
+    honest_submitted: int
+    honest_accepted: int
+    tokens: dict[str, float]
+    attacker_tokens: float
+    honest_tokens: float
+
+    @property
+    def attackers_earn_less(self) -> bool:
+        return not self.attacks or self.attacker_tokens < self.honest_tokens
+
+
+def byzantine_outcome(sim: Any) -> ByzantineOutcome:
+    """Count, from ``sim``'s chain and report, poisoned updates accepted and tokens per organisation."""
+    attacks = {o.name: o.node.attack for o in sim.orgs if isinstance(o.node, ByzantineNode)}
+    by_address = {o.node.address: o.name for o in sim.orgs}
+    rounds = sim.deployment.rounds
+    counts = {"ps": 0, "pa": 0, "hs": 0, "ha": 0}
+    for rep in sim.report.rounds:
+        accepted = set(rounds.round(rep.round).accepted_ids)
+        for u in rounds.updates(rep.round):
+            name = by_address.get(u.submitter, "")
+            bad = attacks.get(name) in POISONING
+            counts["ps" if bad else "hs"] += 1
+            if u.update_id in accepted:
+                counts["pa" if bad else "ha"] += 1
+    tokens = {o.name: sum(r.minted.get(o.name, 0.0) for r in sim.report.rounds) for o in sim.orgs}
+    bad_tokens = [tokens[n] for n in attacks]
+    good_tokens = [t for n, t in tokens.items() if n not in attacks]
+    return ByzantineOutcome(
+        attacks=attacks,
+        poisoned_submitted=counts["ps"],
+        poisoned_accepted=counts["pa"],
+        honest_submitted=counts["hs"],
+        honest_accepted=counts["ha"],
+        tokens=tokens,
+        attacker_tokens=sum(bad_tokens) / len(bad_tokens) if bad_tokens else 0.0,
+        honest_tokens=sum(good_tokens) / len(good_tokens) if good_tokens else 0.0,
+    )
