@@ -47,13 +47,14 @@ def _register() -> None:
     global _registered
     if _registered:
         return
-    from codecoop.cli import audit, chain, dao, init, model, node, round, sim, token
+    from codecoop.cli import audit, chain, dao, experiment, init, model, node, round, sim, token
 
     app.command("init")(init.init)
     app.add_typer(chain.app, name="chain")
     app.add_typer(node.app, name="node")
     app.add_typer(round.app, name="round")
     app.command("sim")(sim.sim)
+    app.command("experiment")(experiment.experiment)
     app.add_typer(model.app, name="model")
     app.add_typer(dao.app, name="dao")
     app.add_typer(token.app, name="token")
