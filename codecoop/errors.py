@@ -24,6 +24,10 @@ class ChainError(CodecoopError):
     """The chain could not be reached or answered something unexpected."""
 
 
+class ContractMissing(ChainError):
+    """No contract answers at a deployment's address: the chain was reset or is another chain (not retried)."""
+
+
 class ContractRevert(ChainError):
     """A transaction or call reverted. ``error`` is the custom error's name (or ``Error``/``Panic``)."""
 

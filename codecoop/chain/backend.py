@@ -17,10 +17,10 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TimeExhausted
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError, TimeExhausted
 
 from codecoop.chain.reverts import RevertDecoder
-from codecoop.errors import ChainError
+from codecoop.errors import ChainError, ContractMissing
 
 __all__ = ["Chain", "TxResult", "connect", "EMBEDDED"]
 
@@ -205,6 +205,13 @@ class Chain:
             raise self.decoder.decode(exc.data, fallback=str(exc)) from None
         except (ConnectionError, OSError) as exc:
             raise ChainError(f"cannot reach the chain at {self.url}: {exc}; is the node running?") from None
+        except BadFunctionCallOutput:
+            # empty return data from a view: no code at the address (a reset dev chain, or another chain)
+            raise ContractMissing(
+                f"no contract answers at the deployment's address on {self.url}: the chain was reset (a hardhat node "
+                "keeps its state in memory and loses it when it restarts) or this is another chain. Redeploy "
+                "(`codecoop chain deploy`), give every node the new deployment record and a fresh data folder"
+            ) from None
         except Exception as exc:
             data = _revert_data(exc)
             if data is not None:

@@ -10,7 +10,8 @@ Layout (``codecoop init`` writes it with comments)::
     [model]       id, device
     [training]    steps, lr, r, alpha, dropout, batch_size, seq_len, mu, seed, target_modules,
                   dp_clip_norm, dp_noise_multiplier, dp_delta
-    [evaluation]  block_size, max_blocks, approve_min_delta, max_update_norm, min_update_change, copy_distance
+    [evaluation]  block_size, max_blocks, approve_min_delta, max_update_norm, min_update_change, copy_distance,
+                  min_agreement
     [node]        min_improvement, open_rounds, max_rounds, finalize, claim, poll_interval
     [audit]       vote_against_failing_releases, memorization_threshold, memorization_prompts,
                   memorization_max_new_tokens, memorization_samples, memorization_seed
@@ -89,6 +90,12 @@ def _num(positive: bool = True, allow_zero: bool = False) -> Callable[[Any], str
     return check
 
 
+def _cosine(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not -1 <= v <= 1:
+        return "must be a number between -1 and 1 (a cosine similarity)"
+    return None
+
+
 def _bool(v: Any) -> str | None:
     return None if isinstance(v, bool) else "must be true or false"
 
@@ -135,6 +142,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], str | None]]]] = {
         "max_update_norm": (1_000.0, _num()),
         "min_update_change": (1e-3, _num(allow_zero=True)),
         "copy_distance": (0.1, _num(allow_zero=True)),
+        "min_agreement": (0.05, _cosine),
     },
     "node": {
         "min_improvement": (0, _int()),
@@ -225,7 +233,7 @@ class NodeConfig:
             min_improvement_micro=n["min_improvement"], approve_min_delta_micro=e["approve_min_delta"],
             eval_early_stop_z=float(e["early_stop_z"]), eval_min_blocks=e["min_blocks"],
             max_update_norm=float(e["max_update_norm"]), min_update_change=float(e["min_update_change"]),
-            copy_distance=float(e["copy_distance"]), open_rounds=n["open_rounds"], finalize=n["finalize"],
+            copy_distance=float(e["copy_distance"]), min_agreement=float(e["min_agreement"]), open_rounds=n["open_rounds"], finalize=n["finalize"],
             claim=n["claim"], max_rounds=n["max_rounds"] or None,
         )
 
@@ -384,6 +392,9 @@ max_update_norm = 1000.0
 # norm) and a copy (a change within this relative L2 distance of an earlier-registered update's).
 min_update_change = 0.001
 copy_distance = 0.1
+# ...and an update whose change has a cosine similarity below this with this node's own update of the
+# round (noise, a reversed update); -1 turns the check off.
+min_agreement = 0.05
 
 [node]
 # Selective update: submit only if the own held-out loss improves by at least this (micro-nats).

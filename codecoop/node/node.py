@@ -30,6 +30,7 @@ from codecoop.errors import (
     AggregationError,
     ChainError,
     CharterMismatch,
+    ContractMissing,
     ContractRevert,
     NodeError,
     StorageError,
@@ -69,10 +70,12 @@ class NodeSettings:
         blocks (``codecoop.node.evaluation``); ``0`` scores every block.
     max_update_norm:
         Sanity bound on the L2 distance of an update from the round's base adapter.
-    min_update_change, copy_distance:
+    min_update_change, copy_distance, min_agreement:
         Screening (``codecoop.node.screening``): refuse an update that is the round's base or moves
-        less than ``min_update_change`` of the base's L2 norm (a free ride), or whose change is
-        within ``copy_distance`` (relative L2) of an earlier-registered update's (a copy).
+        less than ``min_update_change`` of the base's L2 norm (a free ride), whose change is
+        within ``copy_distance`` (relative L2) of an earlier-registered update's (a copy), or, when
+        this node submitted an update of its own, whose change has cosine similarity below
+        ``min_agreement`` with its own (noise, a reversed update).
     max_object_bytes:
         Largest update or model object fetched.
     open_rounds, finalize, claim:
@@ -92,6 +95,7 @@ class NodeSettings:
     max_update_norm: float = 1_000.0
     min_update_change: float = 1e-3
     copy_distance: float = 0.1
+    min_agreement: float = 0.05
     max_object_bytes: int = 512 * 1024 * 1024
     open_rounds: bool = False
     finalize: bool = True
@@ -327,7 +331,8 @@ class Node:
         """Step until ``stop()`` is true, sleeping ``poll`` seconds whenever nothing is due.
 
         A chain that cannot be reached is waited for; a transaction that reverts (another member
-        was faster, a window closed) is reported and the state re-read from the chain.
+        was faster, a window closed) is reported and the state re-read from the chain; a chain
+        that no longer holds the deployment (``ContractMissing``: it was reset) ends the run.
         """
         while not stop():
             try:
@@ -335,6 +340,8 @@ class Node:
             except ContractRevert as exc:
                 self._emit(self.d.rounds.current_round(), "warning", f"transaction reverted: {exc}")
                 acted = False
+            except ContractMissing:
+                raise  # a reset chain does not come back: waiting would hide it
             except (ChainError, StorageError) as exc:
                 self._emit(0, "warning", f"{exc}; retrying in {poll:.0f} s")
                 acted = False
@@ -467,10 +474,11 @@ class Node:
         threshold = self.settings.approve_min_delta_micro / 1e6
         votes: dict[int, tuple[bool, int]] = {}
         updates = self.d.rounds.updates(r)
-        # free rides and copies of earlier updates (own included), before any forward pass
+        # free rides, copies of earlier updates (own included) and updates unrelated to the own, before any forward pass
         screened = screen_round(
             updates, lambda u: Adapter.from_bytes(self._fetch(u.cid, u.submitter), self.base).tensors, info.base_cid,
             glob.tensors, min_change=self.settings.min_update_change, copy_distance=self.settings.copy_distance,
+            reference=self.address, min_agreement=self.settings.min_agreement,
         )
         for u in updates:
             if u.submitter == self.address:

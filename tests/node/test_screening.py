@@ -1,18 +1,19 @@
-"""Screening refuses free rides and later copies, and leaves honest, distinct updates alone."""
+"""Screening refuses free rides, later copies and updates unrelated to the member's own, and leaves
+honest, distinct updates alone."""
 
 from __future__ import annotations
 
 import torch
 
 from codecoop.errors import CodecoopError
-from codecoop.node.screening import Candidate, CopiedUpdate, FreeRide, screen_round, screen_updates
+from codecoop.node.screening import Candidate, CopiedUpdate, FreeRide, UnrelatedUpdate, screen_round, screen_updates
 
 NAMES = ("layer.0.lora_A.weight", "layer.0.lora_B.weight", "layer.1.lora_A.weight")
 
 
 def tensors(seed: int, scale: float = 1.0) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    return {n: scale * torch.randn(8, 16, generator=gen) for n in NAMES}
+    return {n: scale * torch.randn(64, 128, generator=gen) for n in NAMES}  # 24,576 values: noise is near-orthogonal
 
 
 BASE = tensors(0)
@@ -122,3 +123,58 @@ def test_screen_round_loads_each_update_and_treats_unloadable_ones_by_cid_only()
 def test_messages_name_the_update_and_the_original():
     refused = screen_updates([Candidate(0, "cid-a", update(1)), Candidate(1, "cid-a", update(1))], None, BASE)
     assert "update #1" in str(refused[1]) and "#0" in str(refused[1])
+
+
+# ---------------------------------------------------------------------- direction against the own update
+COMMON = tensors(50, 0.5)
+
+
+def trained(seed: int) -> dict[str, torch.Tensor]:
+    """Like an honest update: a change shared by everyone training on code, plus its own part."""
+    own = tensors(seed, 0.5)
+    return {n: BASE[n] + COMMON[n] + own[n] for n in NAMES}
+
+
+def test_updates_sharing_the_own_updates_direction_pass():
+    cands = [Candidate(i, f"cid-{i}", trained(20 + i)) for i in range(4)]
+    assert screen_updates(cands, None, BASE, reference=2) == {}
+
+
+def test_noise_of_an_honest_size_is_unrelated_to_the_own_update():
+    honest = trained(20)
+    size = sum(float(((honest[n] - BASE[n]) ** 2).sum()) for n in NAMES) ** 0.5
+    noise = tensors(77)
+    scale = size / sum(float((noise[n] ** 2).sum()) for n in NAMES) ** 0.5
+    cands = [Candidate(0, "cid-own", honest), Candidate(1, "cid-noise", {n: BASE[n] + scale * noise[n] for n in NAMES})]
+    refused = screen_updates(cands, None, BASE, reference=0)
+    assert set(refused) == {1} and isinstance(refused[1], UnrelatedUpdate) and "cosine" in str(refused[1])
+
+
+def test_a_reversed_update_is_unrelated_and_the_own_update_never_is():
+    own, other = trained(20), trained(21)
+    reversed_ = {n: BASE[n] - (other[n] - BASE[n]) for n in NAMES}
+    refused = screen_updates([Candidate(0, "own", own), Candidate(1, "rev", reversed_)], None, BASE, reference=0)
+    assert set(refused) == {1}
+    assert screen_updates([Candidate(0, "own", own), Candidate(1, "rev", reversed_)], None, BASE, reference=1).keys() == {0}
+
+
+def test_without_an_own_update_or_with_the_check_off_direction_is_not_judged():
+    cands = [Candidate(0, "a", update(1)), Candidate(1, "b", update(2))]
+    assert screen_updates(cands, None, BASE) == {}
+    assert screen_updates(cands, None, BASE, reference=0, min_agreement=-1.0) == {}
+
+
+def test_an_own_update_that_did_no_work_is_no_reference():
+    cands = [Candidate(0, "own", dict(BASE)), Candidate(1, "b", update(2))]
+    assert set(screen_updates(cands, None, BASE, reference=0)) == {0}
+
+
+def test_screen_round_takes_the_reference_from_the_members_address():
+    class Info:
+        def __init__(self, update_id, cid, submitter):
+            self.update_id, self.cid, self.submitter = update_id, cid, submitter
+
+    stored = {"own": trained(20), "peer": trained(21), "noise": update(3)}
+    infos = [Info(0, "peer", "0xB"), Info(1, "own", "0xA"), Info(2, "noise", "0xC")]
+    assert set(screen_round(infos, lambda u: stored[u.cid], None, BASE, reference="0xA")) == {2}
+    assert screen_round(infos, lambda u: stored[u.cid], None, BASE, reference="0xD") == {}
