@@ -36,7 +36,7 @@ def experiment(
     partitions: Optional[str] = typer.Option(None, "--partitions", "-p", help="Comma-separated: uniform, quantity-imbalanced, by-repository [full: all three]."),
     strategies: Optional[str] = typer.Option(None, "--strategies", "-s", help="Comma-separated aggregation strategies, with parameters as in `codecoop sim`: fedavg, fedmedian, fedtrimmedavg, fedprox (FedAvg + client proximal term, 'fedprox:mu=0.1'), fedyogi, fedadam, krum... [full: fedavg,fedmedian,fedtrimmedavg,fedprox,fedyogi]."),
     settings: str = typer.Option(",".join(("centralized", "single", "federated", "incremental")), "--settings", help="Comma-separated settings to run: centralized, single, federated, incremental."),
-    orders: Optional[int] = typer.Option(None, "--orders", help="Incremental orders to run, spread over all N! (default: all) [quick: 2]."),
+    orders: Optional[int] = typer.Option(None, "--orders", help="Incremental orders to run (default: all N!); fewer take the rotations first, so --orders N puts every organisation once in every position [quick: 2]."),
     humaneval: int = typer.Option(0, "--humaneval", help="HumanEval problems for greedy pass@1 (0: skip; needs smollm2-135m)."),
     memorization_prompts: Optional[int] = typer.Option(None, "--memorization-prompts", help="Prompts per memorization audit (0: skip) [full: 8; quick: 2]."),
     memorization_tokens: Optional[int] = typer.Option(None, "--memorization-tokens", help="New tokens generated per memorization prompt [full: 64; quick: 32]."),
@@ -101,7 +101,7 @@ def experiment(
         import torch
 
         torch.set_num_threads(threads)
-    command = canonical_command(config, out)
+    command = canonical_command(config, out, threads)
     console.print(command, markup=False, highlight=False, soft_wrap=True, style="bold")
 
     def log(message: str) -> None:
@@ -112,7 +112,7 @@ def experiment(
     console.print(f"{n} runs in {result.wall_s / 60:.1f} min; wrote {out / 'README.md'}, {out / 'results.json'} and the plots", highlight=False)
 
 
-def canonical_command(config, out: Path) -> str:  # type: ignore[no-untyped-def]
+def canonical_command(config, out: Path, threads: int = 0) -> str:  # type: ignore[no-untyped-def]
     """The command line that reproduces ``config`` with every option spelled out (defaults may change)."""
     args = [
         "--model", config.model, "--orgs", config.orgs, "--rounds", config.rounds, "--steps", config.steps,
@@ -130,4 +130,6 @@ def canonical_command(config, out: Path) -> str:  # type: ignore[no-untyped-def]
     for d in config.data:
         args += ["--data", d]
     args += ["--seed", config.seed, "--out", str(out)]
+    if threads:
+        args += ["--threads", threads]
     return "codecoop experiment " + shlex.join(str(a) for a in args)

@@ -134,8 +134,8 @@ class ExperimentConfig:
         Files taken out of the pool and put into the training data of ``shared_copies``
         organisations each (rotating), to measure whether duplicated code is memorized more.
     orders:
-        Incremental orders to run: ``None`` for all N!; otherwise that many, spread over the
-        lexicographic list so each organisation comes first and last as evenly as possible.
+        Incremental orders to run: ``None`` for all N!; otherwise that many, rotations first (see
+        :meth:`incremental_orders`).
     memorization_prompts, memorization_tokens:
         Prompts per audit and new tokens per prompt of the memorization audit (0 prompts: skipped).
     humaneval:
@@ -230,14 +230,18 @@ class ExperimentConfig:
         )
 
     def incremental_orders(self) -> list[tuple[int, ...]]:
-        """The orders the incremental setting runs (see ``orders``)."""
-        every = list(itertools.permutations(range(self.orgs)))
+        """The orders the incremental setting runs: all N! in lexicographic order, or the first ``orders``
+        of the rotations of (0, 1, ..., N-1), then of its reverse, then the rest, so that N orders put
+        every organisation once in every position (a Latin square) and position effects do not
+        mix with organisation effects."""
+        n = self.orgs
+        every = list(itertools.permutations(range(n)))
         if self.orders is None or self.orders >= len(every):
             return every
-        if self.orders == 1:
-            return every[:1]
-        step = (len(every) - 1) / (self.orders - 1)
-        return [every[round(i * step)] for i in range(self.orders)]
+        rotations = [tuple((i + s) % n for i in range(n)) for s in range(n)]
+        preferred = rotations + [tuple(reversed(r)) for r in rotations]
+        ranked = list(dict.fromkeys(preferred + every))
+        return ranked[: self.orders]
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

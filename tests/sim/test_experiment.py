@@ -28,7 +28,7 @@ EVERY_ROW = [
     ("base", ""), ("centralized", ""),
     ("single", "org-0"), ("single", "org-1"), ("single", "org-2"),
     ("federated", "fedavg"), ("federated", "fedprox"),
-    ("incremental", "org-0>org-1>org-2"), ("incremental", "org-2>org-1>org-0"),
+    ("incremental", "org-0>org-1>org-2"), ("incremental", "org-1>org-2>org-0"),
 ]
 
 
@@ -165,6 +165,14 @@ def test_bad_configurations_are_refused_with_a_clear_message(changes, message):
 def test_bad_strategies_are_refused(text):
     with pytest.raises(ConfigError):
         parse_strategies(text)
+
+
+def test_n_incremental_orders_put_every_organisation_once_in_every_position():
+    orders = replace(CONFIG, orders=3).incremental_orders()
+    assert orders == [(0, 1, 2), (1, 2, 0), (2, 0, 1)]
+    assert all(sorted(o[k] for o in orders) == [0, 1, 2] for k in range(3))
+    assert len(replace(CONFIG, orders=None).incremental_orders()) == 6
+    assert len(set(replace(CONFIG, orders=6).incremental_orders())) == 6
 
 
 def test_strategy_parameters_may_contain_commas():
