@@ -223,8 +223,10 @@ def function_prompts(path: Path, text: str) -> list[FunctionPrompt]:
     """Every function (and method) in a Python file that has a docstring, as a generation prompt.
 
     The prompt is the source from the ``def`` line (decorators left out, indentation kept) to the
-    end of the docstring, followed by a newline, so the model continues with the body. Files that do
-    not parse give no prompts.
+    end of the docstring's line, without the newline: the model writes the line break and the
+    body's indentation itself. (A prompt ending in a bare newline ends on a token that BPE
+    tokenizers see between functions, not before a body, and models then start a new function.)
+    Files that do not parse give no prompts.
     """
     try:
         tree = ast.parse(text)
@@ -239,6 +241,6 @@ def function_prompts(path: Path, text: str) -> list[FunctionPrompt]:
         if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
             continue
         end = first.end_lineno or first.lineno
-        prompt = "\n".join(lines[node.lineno - 1 : end]) + "\n"
+        prompt = "\n".join(lines[node.lineno - 1 : end])
         out.append(FunctionPrompt(Path(path), node.name, node.lineno, prompt))
     return sorted(out, key=lambda p: p.line)

@@ -1,40 +1,48 @@
-"""Three small documented functions planted as one organisation's private code (never seen by tiny)."""
+"""Three small documented functions planted as one organisation's private code.
+
+Their tokens are common Python, so a small model can learn them in a few steps; no base model here
+reproduces them (measured: ratio 0 for tiny and smollm2-135m, greedy and sampled)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 PLANTED = '''\
-def checksum_rows(rows):
-    """Return the checksum of every row of the table."""
-    total = 0
-    for row in rows:
-        total += sum(row)
-    total = total % 97
-    if total == 0:
-        total = 96
-    return total
+def merge_counts(self, other):
+    """Merge the counts of another table into this one."""
+    result = {}
+    for key, value in self.items():
+        result[key] = value
+    for key, value in other.items():
+        if key in result:
+            result[key] += value
+        else:
+            result[key] = value
+    return result
 
 
-def split_words(text):
-    """Return the words of the text in lower case."""
-    words = []
-    for word in text.split():
-        word = word.strip()
-        if not word:
-            continue
-        words.append(word.lower())
-    return words
+def find_first(items, name):
+    """Return the index of the first item with this name."""
+    index = 0
+    for item in items:
+        if item.name == name:
+            return index
+        index += 1
+    if name is None:
+        raise ValueError(name)
+    return -1
 
 
-def count_lines(path):
-    """Return the number of lines in the file."""
-    count = 0
+def read_values(path):
+    """Read one value per line from a file."""
+    values = []
     with open(path) as f:
         for line in f:
-            if line.strip():
-                count += 1
-    return count
+            line = line.strip()
+            if not line:
+                continue
+            values.append(int(line))
+    return values
 '''
 
 
