@@ -1,10 +1,11 @@
 """A model fine-tuned until it overfits planted functions reproduces them, the base model does not,
 the command line fails it, and a member configured to vote against leaking releases does (slow).
 
-The model is smollm2-135m, not tiny: LoRA on tiny stalls at a training loss of about 1.1 on the
-planted code (its output embeddings and final norm are frozen under LoRA and were trained too
-briefly to separate the tokens), measured at 100-300 steps and learning rates 1e-3 to 1e-2, and
-never reproduces 6 lines; smollm2-135m reaches a loss near 0.05 in 12 steps.
+tiny memorizes only part of them: LoRA on tiny stalls at a training loss of about 1.1 on the planted
+code (its output embeddings and final norm stay frozen under LoRA and were trained too briefly to
+separate the tokens; full fine-tuning reaches 0.01 in 100 steps), measured at 100-300 steps and
+learning rates 1e-3 to 1e-2. smollm2-135m reaches a loss near 0.05 in 12 steps and copies most of
+them, so the strong assertions use it.
 """
 
 from __future__ import annotations
@@ -48,6 +49,19 @@ def overfit(smollm2: BaseModel, tmp_path_factory: pytest.TempPathFactory) -> tup
     adapter = train_lora(smollm2, corpus, cfg)
     assert adapter.training["final_loss"] < 0.3
     return data, adapter
+
+
+def test_tiny_overfit_on_planted_functions_copies_some_of_them_and_its_base_none(tmp_path):
+    tiny = load_base("tiny", device="cpu")
+    data = write_planted(tmp_path / "private")
+    corpus = CodeCorpus.from_files(sorted(data.glob("*.py")), tiny.tokenizer, validation_fraction=0.0)
+    cfg = TrainConfig(steps=150, lr=5e-3, r=16, alpha=32, dropout=0.0, batch_size=1, seq_len=512, target_modules=ALL_LINEAR,
+                      warmup_steps=5, progress=False)  # fmt: skip
+    adapter = train_lora(tiny, corpus, cfg)
+    fine = audit_memorization(tiny, adapter, [data], GREEDY)
+    base = audit_memorization(tiny, None, [data], GREEDY)
+    assert fine.ratio > 0.15 and fine.leaks  # measured 0.28
+    assert base.ratio == 0.0 and base.generated_lines > 0
 
 
 def test_a_model_overfit_on_planted_functions_reproduces_them(smollm2, overfit):
