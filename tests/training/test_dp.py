@@ -115,3 +115,13 @@ def test_training_with_dp_noise_is_reproducible_with_a_seed_and_records_epsilon(
     eps = a.training["dp"]["epsilon_per_round"]
     assert eps == pytest.approx(epsilon(1.0, 1, 1e-5), rel=1e-5)
     assert "dp_seed" not in a.training and 3 not in a.training["dp"].values()
+
+
+def test_the_cli_prints_epsilon_over_rounds_and_refuses_a_bad_delta(capsys):
+    from codecoop.cli import main
+
+    assert main(["audit", "dp", "--noise-multiplier", "1.0", "--rounds", "10", "--delta", "1e-5"]) == 0
+    out = capsys.readouterr().out
+    assert f"{epsilon(1.0, 10, 1e-5):.3f}" in out and f"{epsilon(1.0, 5, 1e-5):.3f}" in out
+    assert main(["audit", "dp", "--noise-multiplier", "1.0", "--delta", "2"]) == 1
+    assert "delta" in capsys.readouterr().err
