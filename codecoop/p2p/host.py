@@ -451,6 +451,9 @@ def _check_port_free(listen: str) -> None:
         except Exception:  # this address family is not in the multiaddr
             continue
         with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # a port left in TIME_WAIT by a node killed a moment ago is free to listen on again;
+            # with SO_REUSEADDR (and no SO_REUSEPORT) the bind still fails while anyone listens
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, port))
             except OSError as exc:
