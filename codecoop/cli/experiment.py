@@ -28,6 +28,19 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
+def _targets(text: str) -> tuple[str, ...] | None:
+    from codecoop.sim.experiment import ALL_LINEAR
+
+    if text == "auto":
+        return None
+    if text == "all":
+        return ALL_LINEAR
+    targets = _split(text)
+    if not targets:
+        raise typer.BadParameter("give auto, all or module names such as q_proj,v_proj", param_hint="--lora-targets")
+    return targets
+
+
 def experiment(
     model: str = typer.Option("tiny", "--model", "-m", help="Base model: tiny or smollm2-135m (or a local model folder)."),
     orgs: int = typer.Option(3, "--orgs", "-n", help="Number of organisations."),
@@ -43,8 +56,10 @@ def experiment(
     files: Optional[int] = typer.Option(None, "--files", help="Files in the pool split among the organisations [full: 45; quick: 12]."),
     shared_files: Optional[int] = typer.Option(None, "--shared-files", help="Extra files planted in several organisations' training data [full: 6; quick: 3]."),
     shared_copies: int = typer.Option(2, "--shared-copies", help="Organisations each planted file goes to."),
+    max_file_bytes: int = typer.Option(12_000, "--max-file-bytes", help="Largest source file drawn into the pool (smaller files: less data per file)."),
     lr: float = typer.Option(5e-3, "--lr", help="LoRA learning rate."),
     lora_r: int = typer.Option(8, "--lora-r", help="LoRA rank (alpha = 2 r)."),
+    lora_targets: str = typer.Option("auto", "--lora-targets", help="LoRA target modules: auto (all linear layers on tiny, q/v otherwise), all (every linear layer of a Llama), or a comma-separated list."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Sequences per optimizer step [full: 8; quick: 4]."),
     seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per sequence [full: 128; quick: 64]."),
     eval_blocks: Optional[int] = typer.Option(None, "--eval-blocks", help="Validation blocks per organisation [full: 16; quick: 4]."),
@@ -92,8 +107,8 @@ def experiment(
         model=model, orgs=orgs, rounds=v["rounds"], steps=v["steps"], partitions=_split(v["partitions"]),
         strategies=parse_strategies(v["strategies"]), settings=_split(settings), orders=v["orders"], humaneval=humaneval,
         memorization_prompts=v["memorization_prompts"], memorization_tokens=v["memorization_tokens"], seed=seed,
-        files=v["files"], shared_files=v["shared_files"], shared_copies=shared_copies, data=tuple(str(d) for d in data),
-        lr=lr, r=lora_r, batch_size=v["batch_size"], seq_len=v["seq_len"], eval_blocks=v["eval_blocks"],
+        files=v["files"], shared_files=v["shared_files"], shared_copies=shared_copies, max_file_bytes=max_file_bytes, data=tuple(str(d) for d in data),
+        lr=lr, r=lora_r, target_modules=_targets(lora_targets), batch_size=v["batch_size"], seq_len=v["seq_len"], eval_blocks=v["eval_blocks"],
     )
     if threads < 0:
         raise typer.BadParameter("must be 0 (torch's default) or a positive count", param_hint="--threads")
@@ -124,9 +139,11 @@ def canonical_command(config, out: Path, threads: int = 0) -> str:  # type: igno
     args += [
         "--humaneval", config.humaneval, "--memorization-prompts", config.memorization_prompts,
         "--memorization-tokens", config.memorization_tokens, "--files", config.files, "--shared-files", config.shared_files,
-        "--shared-copies", config.shared_copies, "--lr", f"{config.lr:g}", "--lora-r", config.r, "--batch-size", config.batch_size,
+        "--shared-copies", config.shared_copies, "--max-file-bytes", config.max_file_bytes, "--lr", f"{config.lr:g}", "--lora-r", config.r, "--batch-size", config.batch_size,
         "--seq-len", config.seq_len, "--eval-blocks", config.eval_blocks,
     ]
+    if config.target_modules is not None:
+        args += ["--lora-targets", ",".join(config.target_modules)]
     for d in config.data:
         args += ["--data", d]
     args += ["--seed", config.seed, "--out", str(out)]

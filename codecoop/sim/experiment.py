@@ -155,7 +155,7 @@ class ExperimentConfig:
     settings: tuple[str, ...] = SETTINGS
     orders: int | None = None
     humaneval: int = 0
-    humaneval_tokens: int = 192
+    humaneval_tokens: int = 128
     memorization_prompts: int = 8
     memorization_tokens: int = 64
     seed: int = 0
@@ -378,6 +378,14 @@ class ExperimentResult:
     wall_s: float = 0.0
     device: str = ""
     base_model: dict[str, Any] = field(default_factory=dict)
+    #: Every invocation that wrote into this experiment's cache: wall seconds and what it computed
+    #: (a rerun that only re-reads the cache computes nothing).
+    invocations: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def compute_wall_s(self) -> float:
+        """Wall seconds of the invocations that trained or measured something."""
+        return sum(i["wall_s"] for i in self.invocations if i["computed"]) or self.wall_s
 
     def run(self, partition: str, setting: str, variant: str = "") -> RunResult | None:
         return next((r for r in self.runs if (r.partition, r.setting, r.variant) == (partition, setting, variant)), None)
@@ -404,6 +412,7 @@ class ExperimentResult:
             "runs": [r.to_json() for r in self.runs],
             "findings": findings(self),
             "wall_s": round(self.wall_s, 1),
+            "invocations": self.invocations,
         }
 
 
@@ -546,6 +555,7 @@ class Experiment:
         self._v0: Any = None
         self._fingerprint = ""
         self._current = ""  # the partition being run
+        self._computed = 0  # trainings and measurements not served from the cache
         self._memo: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ cache
@@ -586,6 +596,7 @@ class Experiment:
         if entry is not None and entry.get("key") == key:
             return entry["value"]
         value = compute()
+        self._computed += 1
         if path is not None:
             stored[section] = {"key": key, "value": value}
             atomic_write_bytes(path, json.dumps(stored, sort_keys=True, indent=1).encode())
@@ -603,6 +614,7 @@ class Experiment:
             return found
         began = time.perf_counter()
         adapter = train()
+        self._computed += 1
         info = {"steps": steps, "tokens": steps * self.cfg.tokens_per_step, "train_s": round(time.perf_counter() - began, 2)}
         self._save_adapter(part.name, run_id, adapter, info)
         return adapter, info
@@ -805,7 +817,21 @@ class Experiment:
                     add(self.measure(part, "incremental", label, "incremental-" + "-".join(map(str, order)),
                                      *self.incremental(part, order), audit=everyone, order=tuple(names[i] for i in order)))
         result.wall_s = time.perf_counter() - began
+        result.invocations = self._record_invocation(result.wall_s)
         return result
+
+    def _record_invocation(self, wall_s: float) -> list[dict[str, Any]]:
+        """Append this invocation to the cache's log and return the whole log."""
+        entry = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "wall_s": round(wall_s, 1), "computed": self._computed}
+        if self.cache is None:
+            return [entry]
+        from codecoop.training.cache import atomic_write_bytes
+
+        path = self.cache / self._fingerprint / "invocations.json"
+        log = json.loads(path.read_text()) if path.is_file() else []
+        log.append(entry)
+        atomic_write_bytes(path, json.dumps(log, indent=1).encode())
+        return log
 
 
 def _display(path: Path, root: Path | None) -> str:

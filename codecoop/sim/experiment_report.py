@@ -221,8 +221,8 @@ def markdown(result: ExperimentResult, figures: Sequence[str] = ()) -> str:
         result.command or "(run through the Python API)",
         "```",
         "",
-        f"Wall time {result.wall_s / 60:.1f} min on {result.device}. All numbers are in `results.json` beside this file; "
-        "the figures are PNGs beside it too.",
+        f"Wall time {result.compute_wall_s / 60:.1f} min on {result.device} ({_invocations(result)}). All numbers are in "
+        "`results.json` beside this file; the figures are PNGs beside it too.",
         "",
         "## Setup",
         "",
@@ -293,6 +293,13 @@ def markdown(result: ExperimentResult, figures: Sequence[str] = ()) -> str:
     for name in figures:
         lines += ["", f"![{name}]({name})"]
     return "\n".join(lines) + "\n"
+
+
+def _invocations(result: ExperimentResult) -> str:
+    computing = [i for i in result.invocations if i["computed"]]
+    rereads = len(result.invocations) - len(computing)
+    text = f"{len(computing)} invocation(s) that computed results"
+    return text + (f", {rereads} that re-read the cache to redraw" if rereads else "")
 
 
 def _strategy_notes(cfg: Any) -> str:
