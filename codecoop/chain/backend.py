@@ -228,6 +228,10 @@ def _revert_data(exc: Exception) -> str | None:
                 data = data.get("data")
             if isinstance(data, str) and data.startswith("0x"):
                 return data
+            # hardhat refuses a transaction that reverts when it is sent (automining): the data is in the message
+            m = _HARDHAT_REVERT.search(str(arg.get("message", "")))
+            if m:
+                return m.group(1)
         if isinstance(arg, (bytes, bytearray)) and len(arg) >= 4:
             return "0x" + bytes(arg).hex()
         if isinstance(arg, str):
@@ -237,10 +241,14 @@ def _revert_data(exc: Exception) -> str | None:
                 raw = ast.literal_eval(m.group(1))
                 if isinstance(raw, bytes):
                     return "0x" + raw.hex()
+            m = _HARDHAT_REVERT.search(arg)
+            if m:
+                return m.group(1)
     return None
 
 
 _TESTER_REVERT = re.compile(r"execution reverted: (b(?:'.*'|\".*\"))\s*$", re.DOTALL)
+_HARDHAT_REVERT = re.compile(r"reverted with an unrecognized custom error \(return data: (0x[0-9a-fA-F]{8,})\)")
 
 
 def connect(url: str = EMBEDDED, *, timeout: float = 120.0) -> Chain:
