@@ -52,7 +52,8 @@ def experiment(
     orders: Optional[int] = typer.Option(None, "--orders", help="Incremental orders to run (default: all N!); fewer take the rotations first, so --orders N puts every organisation once in every position [quick: 2]."),
     humaneval: int = typer.Option(0, "--humaneval", help="HumanEval problems for greedy pass@1 (0: skip; needs smollm2-135m)."),
     memorization_prompts: Optional[int] = typer.Option(None, "--memorization-prompts", help="Prompts per memorization audit (0: skip) [full: 8; quick: 2]."),
-    memorization_tokens: Optional[int] = typer.Option(None, "--memorization-tokens", help="New tokens generated per memorization prompt [full: 64; quick: 32]."),
+    memorization_tokens: Optional[int] = typer.Option(None, "--memorization-tokens", help="New tokens generated per memorization prompt; a clone is at least 6 whole lines, so give well over 60 [full: 64; quick: 32]."),
+    duplicate_audits: bool = typer.Option(True, "--duplicate-audits/--no-duplicate-audits", help="Also audit each model against the planted files alone and the other files alone (the per-organisation audits already attribute leaks to planted files)."),
     files: Optional[int] = typer.Option(None, "--files", help="Files in the pool split among the organisations [full: 45; quick: 12]."),
     shared_files: Optional[int] = typer.Option(None, "--shared-files", help="Extra files planted in several organisations' training data [full: 6; quick: 3]."),
     shared_copies: int = typer.Option(2, "--shared-copies", help="Organisations each planted file goes to."),
@@ -106,7 +107,7 @@ def experiment(
     config = ExperimentConfig(
         model=model, orgs=orgs, rounds=v["rounds"], steps=v["steps"], partitions=_split(v["partitions"]),
         strategies=parse_strategies(v["strategies"]), settings=_split(settings), orders=v["orders"], humaneval=humaneval,
-        memorization_prompts=v["memorization_prompts"], memorization_tokens=v["memorization_tokens"], seed=seed,
+        memorization_prompts=v["memorization_prompts"], memorization_tokens=v["memorization_tokens"], duplicate_audits=duplicate_audits, seed=seed,
         files=v["files"], shared_files=v["shared_files"], shared_copies=shared_copies, max_file_bytes=max_file_bytes, data=tuple(str(d) for d in data),
         lr=lr, r=lora_r, target_modules=_targets(lora_targets), batch_size=v["batch_size"], seq_len=v["seq_len"], eval_blocks=v["eval_blocks"],
     )
@@ -138,7 +139,7 @@ def canonical_command(config, out: Path, threads: int = 0) -> str:  # type: igno
         args += ["--orders", config.orders]
     args += [
         "--humaneval", config.humaneval, "--memorization-prompts", config.memorization_prompts,
-        "--memorization-tokens", config.memorization_tokens, "--files", config.files, "--shared-files", config.shared_files,
+        "--memorization-tokens", config.memorization_tokens, *([] if config.duplicate_audits else ["--no-duplicate-audits"]), "--files", config.files, "--shared-files", config.shared_files,
         "--shared-copies", config.shared_copies, "--max-file-bytes", config.max_file_bytes, "--lr", f"{config.lr:g}", "--lora-r", config.r, "--batch-size", config.batch_size,
         "--seq-len", config.seq_len, "--eval-blocks", config.eval_blocks,
     ]

@@ -138,6 +138,10 @@ class ExperimentConfig:
         :meth:`incremental_orders`).
     memorization_prompts, memorization_tokens:
         Prompts per audit and new tokens per prompt of the memorization audit (0 prompts: skipped).
+        A clone is at least 6 whole lines, so a generation needs well over 60 tokens to hold one.
+    duplicate_audits:
+        Also audit every model against the planted files alone and the other files alone. The
+        per-organisation audits already say which leaked blocks come from planted files.
     humaneval:
         HumanEval problems for greedy pass@1 (0: skipped; ``tiny`` solves none, so it is refused).
     target_modules:
@@ -158,6 +162,7 @@ class ExperimentConfig:
     humaneval_tokens: int = 128
     memorization_prompts: int = 8
     memorization_tokens: int = 64
+    duplicate_audits: bool = True
     seed: int = 0
     files: int = 45
     shared_files: int = 6
@@ -251,7 +256,7 @@ class ExperimentConfig:
     def training_key(self) -> dict[str, Any]:
         """The settings a trained adapter depends on (its cache key)."""
         skip = {"partitions", "strategies", "settings", "orders", "humaneval", "humaneval_tokens",
-                "memorization_prompts", "memorization_tokens", "eval_blocks"}
+                "memorization_prompts", "memorization_tokens", "duplicate_audits", "eval_blocks"}
         d = self.to_json()
         return {f.name: d[f.name] for f in fields(self) if f.name not in skip}
 
@@ -519,7 +524,7 @@ def _summary(p: _Partition) -> list[OrgSummary]:
     return [
         OrgSummary(
             o.name, o.corpus.stats.train_files, o.corpus.stats.validation_files, len(o.shared), o.corpus.stats.train_tokens,
-            o.corpus.stats.validation_tokens, tuple(sorted({d.repository for d in o.corpus.documents})),
+            o.corpus.stats.validation_tokens, tuple(sorted({d.repository for d in o.corpus.documents if d not in o.shared})),
             _lines(o.corpus.train), _lines(o.shared),
         )
         for o in p.orgs
@@ -740,7 +745,7 @@ class Experiment:
             if leak is not None:
                 memorization[org.name] = leak
         duplicated = unique = None
-        if setting in ("centralized", "federated", "incremental", "base") and part.shared_docs:
+        if self.cfg.duplicate_audits and setting in ("centralized", "federated", "incremental", "base") and part.shared_docs:
             duplicated = self._audit(part, run_id, "memorization-duplicated", adapter, part.shared_docs)
             unique = self._audit(part, run_id, "memorization-unique", adapter, part.unique_docs)
         pass1, passed = self.humaneval(run_id, adapter)

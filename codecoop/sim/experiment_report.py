@@ -98,19 +98,7 @@ def _finding_b(result: ExperimentResult) -> dict[str, Any]:
 
 
 def _finding_c(result: ExperimentResult) -> dict[str, Any]:
-    runs = [r for r in _trained(result) if r.duplicated is not None and r.unique is not None]
-    if not runs:
-        return {"audited": 0}
-    dup = _pooled([r.duplicated for r in runs])
-    uni = _pooled([r.unique for r in runs])
-    base = [r for r in result.runs if r.setting == "base" and r.duplicated is not None]
-    by_setting = {}
-    for s in ("centralized", "federated", "incremental"):
-        chosen = [r for r in runs if r.setting == s]
-        if chosen:
-            by_setting[s] = {"duplicated": _leak_json(_pooled([r.duplicated for r in chosen])),
-                             "unique": _leak_json(_pooled([r.unique for r in chosen]))}
-    # The per-organisation audits also say where each leaked block comes from: compare the planted
+    # The per-organisation audits say where each leaked block comes from: compare the planted
     # files' share of the leaked lines with their share of the audited training lines.
     leaked = from_shared = data_lines = data_shared = 0
     for r in _trained(result):
@@ -121,12 +109,31 @@ def _finding_c(result: ExperimentResult) -> dict[str, Any]:
             if name in orgs:
                 data_lines += orgs[name].train_lines
                 data_shared += orgs[name].shared_lines
-    return {
-        "audited": len(runs),
+    if not any(r.memorization for r in _trained(result)):
+        return {"audited": 0}
+    share_leaks = from_shared / leaked if leaked else None
+    share_data = data_shared / data_lines if data_lines else None
+    out: dict[str, Any] = {
         "leaked_lines": leaked,
         "leaked_lines_from_planted": from_shared,
-        "planted_share_of_leaks": from_shared / leaked if leaked else None,
-        "planted_share_of_data": data_shared / data_lines if data_lines else None,
+        "planted_share_of_leaks": share_leaks,
+        "planted_share_of_data": share_data,
+    }
+    runs = [r for r in _trained(result) if r.duplicated is not None and r.unique is not None]
+    out["audited"] = len(runs)
+    if not runs:
+        out["reproduced"] = bool(share_leaks is not None and share_data is not None and share_leaks > share_data)
+        return out
+    dup = _pooled([r.duplicated for r in runs])
+    uni = _pooled([r.unique for r in runs])
+    base = [r for r in result.runs if r.setting == "base" and r.duplicated is not None]
+    by_setting = {}
+    for s in ("centralized", "federated", "incremental"):
+        chosen = [r for r in runs if r.setting == s]
+        if chosen:
+            by_setting[s] = {"duplicated": _leak_json(_pooled([r.duplicated for r in chosen])),
+                             "unique": _leak_json(_pooled([r.unique for r in chosen]))}
+    out.update({
         "duplicated": _leak_json(dup),
         "unique": _leak_json(uni),
         "base_duplicated": _leak_json(_pooled([r.duplicated for r in base])),
@@ -135,7 +142,8 @@ def _finding_c(result: ExperimentResult) -> dict[str, Any]:
         "runs_duplicated_higher": sum(1 for r in runs if r.duplicated.ratio > r.unique.ratio),  # type: ignore[union-attr]
         "runs_unique_higher": sum(1 for r in runs if r.unique.ratio > r.duplicated.ratio),  # type: ignore[union-attr]
         "reproduced": bool(dup and uni and dup.memorized_lines > 0 and dup.ratio > uni.ratio),
-    }
+    })
+    return out
 
 
 def _positions(runs: Sequence[RunResult], n: int) -> list[Leakage | None]:
@@ -256,7 +264,7 @@ def markdown(result: ExperimentResult, figures: Sequence[str] = ()) -> str:
         "",
         "## Data per partition",
         "",
-        "| partition | organisation | train files (planted) | train tokens | validation files | validation tokens | repositories |",
+        "| partition | organisation | train files (planted) | train tokens | validation files | validation tokens | own repositories |",
         "|---|---|---|---|---|---|---|",
     ]
     for p, orgs in result.data.items():
@@ -348,11 +356,13 @@ def _findings_text(f: dict[str, Any], n: int) -> list[str]:
     else:
         out.append("- (b)-(d): no memorization audit in this run (--memorization-prompts 0).")
     c = f["c"]
-    if c.get("audited"):
-        out.append(f"- (c) code planted in several organisations is memorized more than unique code: {_yes(c['reproduced'])}. "
-                   f"Duplicated {_leak_text(c['duplicated'])} vs unique {_leak_text(c['unique'])} pooled over {c['audited']} models "
-                   f"(duplicated higher in {c['runs_duplicated_higher']}, unique higher in {c['runs_unique_higher']}); base model "
-                   f"duplicated {_leak_text(c['base_duplicated'])}, unique {_leak_text(c['base_unique'])}.")
+    if "leaked_lines" in c:
+        out.append(f"- (c) code planted in several organisations is memorized more than unique code: {_yes(c['reproduced'])}.")
+        if c.get("audited"):
+            out.append(f"  - audited separately: duplicated {_leak_text(c['duplicated'])} vs unique {_leak_text(c['unique'])} pooled over "
+                       f"{c['audited']} models (duplicated higher in {c['runs_duplicated_higher']}, unique higher in "
+                       f"{c['runs_unique_higher']}); base model duplicated {_leak_text(c['base_duplicated'])}, unique "
+                       f"{_leak_text(c['base_unique'])}.")
         if c["planted_share_of_data"] is not None:
             share = "-" if c["planted_share_of_leaks"] is None else f"{c['planted_share_of_leaks']:.1%}"
             out.append(f"  - planted files are {c['planted_share_of_data']:.1%} of the audited training lines and {share} of the "
@@ -460,7 +470,7 @@ def _plots(result: ExperimentResult, out: Path) -> list[Path]:
             ax.legend(fontsize=7)
             fig.tight_layout()
             paths.append(_save(fig, out / "incremental_positions.png"))
-        if f["c"].get("audited"):
+        if f["c"].get("by_setting"):
             fig, ax = plt.subplots(figsize=(5.5, 3.4))
             settings = list(f["c"]["by_setting"].items())
             for k, kind in enumerate(("duplicated", "unique")):
