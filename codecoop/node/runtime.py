@@ -48,11 +48,13 @@ def start_node(
 ) -> LiveNode:
     """Open everything the configuration names, check the charter, join, and return the node (not yet running)."""
     from codecoop.keys import load_keystore
+    from codecoop.node.crashpoint import with_crash_point
     from codecoop.node.journal import Journal
     from codecoop.node.node import Node
     from codecoop.node.transport import P2PTransport
     from codecoop.storage import open_store
 
+    on_event, on_train_step = with_crash_point(on_event, on_train_step)  # a test hook; unset in production
     deployment = open_deployment(cfg)
     account = load_keystore(cfg.path("keystore.path"), cfg.password())
     folder = cfg.folder

@@ -24,11 +24,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from codecoop.errors import CodecoopError, ToolchainError
 from codecoop.paths import repo_root
 
-__all__ = ["DevnetConfig", "DevnetResult", "run_devnet"]
+__all__ = ["Devnet", "DevnetConfig", "DevnetResult", "run_devnet"]
 
 PASSWORD = "codecoop-devnet-password"
 
@@ -52,6 +53,8 @@ class DevnetConfig:
     confirm_window: int = 45
     timeout_s: float = 900.0
     workdir: str | None = None
+    confirmations: int = 2
+    poll_interval: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -110,122 +113,294 @@ def _org_code(orgs: int) -> list[list[Path]]:
     return [sources[i::orgs][:2] for i in range(orgs)]
 
 
-def run_devnet(cfg: DevnetConfig, log: Callable[[str], None] = print) -> DevnetResult:
-    """Start everything, run ``cfg.rounds`` rounds, stop everything; raise if a round does not complete."""
-    from codecoop.chain import FederationParams, connect, deploy
-    from codecoop.chain.clients import Phase
-    from codecoop.keys import create_keystore
-    from codecoop.node.config import load_config, render_template
-    from codecoop.training import load_base
+class Devnet:
+    """A running devnet whose parts the caller drives: the fault-injection tests kill, stop and restart them.
 
-    root = repo_root()
-    npx = shutil.which("npx")
-    if npx is None or not (root / "node_modules" / ".bin" / "hardhat").exists():
-        raise ToolchainError("the devnet needs Node.js and hardhat from package-lock.json: run `npm ci` in the repository")
-    began = time.perf_counter()
-    tmp = None if cfg.workdir else tempfile.TemporaryDirectory(prefix="codecoop-devnet-")
-    work = Path(cfg.workdir or tmp.name)  # type: ignore[union-attr]
-    work.mkdir(parents=True, exist_ok=True)
-    url = f"http://127.0.0.1:{cfg.chain_port}"
-    for port, what in ((cfg.chain_port, "chain"), (cfg.ipfs_port, "IPFS API"), *((cfg.p2p_port + i, "libp2p") for i in range(cfg.orgs))):
-        if not _port_free(port):
-            raise CodecoopError(f"port {port} ({what}) on 127.0.0.1 is taken; stop what uses it or choose other ports")
-    procs: list[subprocess.Popen] = []
-    logs = []
-    ipfs_env = {**os.environ, "IPFS_DEVNET_PORT": str(cfg.ipfs_port), "IPFS_DEVNET_STATE": str(work / "ipfs")}
-    try:
-        log(f"starting hardhat node on {url}")
-        hh_log = open(work / "hardhat.log", "w")
-        logs.append(hh_log)
-        hardhat = subprocess.Popen(
-            [npx, "hardhat", "node", "--hostname", "127.0.0.1", "--port", str(cfg.chain_port)],
-            cwd=root, stdin=subprocess.DEVNULL, stdout=hh_log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        procs.append(hardhat)
-        _wait("the hardhat node", lambda: _rpc(url, "eth_blockNumber", []) is not None, 60, lambda: hardhat.poll() is None)
-        _rpc(url, "evm_setIntervalMining", [cfg.block_interval_ms])
+    :meth:`start` starts the hardhat node and the IPFS daemon, deploys the contracts and prepares
+    one folder per organisation (encrypted keystore, funded account, configuration); node
+    processes are started with :meth:`start_node`. Use it as a context manager: :meth:`close`
+    stops every process it started.
+    """
 
-        log("starting the IPFS daemon")
-        api = subprocess.run(
-            [str(root / "scripts" / "ipfs-devnet.sh"), "start"], env=ipfs_env, check=True, capture_output=True, text=True,
+    def __init__(self, cfg: DevnetConfig, log: Callable[[str], None] = print):
+        self.cfg = cfg
+        self.log = log
+        self.root = repo_root()
+        self._tmp = None if cfg.workdir else tempfile.TemporaryDirectory(prefix="codecoop-devnet-")
+        self.work = Path(cfg.workdir or self._tmp.name)  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{cfg.chain_port}"
+        self.api = ""
+        self.chain: Any = None
+        self.deployment: Any = None
+        self.accounts: list[Any] = []
+        self.nodes: dict[int, subprocess.Popen] = {}
+        self._hardhat: Any = None
+        self._opener: Any = None
+        self._ipfs_restarted: list[subprocess.Popen] = []
+        self._logs: list[Any] = []
+        self._ipfs_env = {**os.environ, "IPFS_DEVNET_PORT": str(cfg.ipfs_port), "IPFS_DEVNET_STATE": str(self.work / "ipfs")}
+
+    def __enter__(self) -> Devnet:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the chain and the store
+    def start(self) -> Devnet:
+        """Start the chain and the store, deploy, and write every organisation's folder (no node yet)."""
+        from codecoop.chain import FederationParams, connect, deploy
+        from codecoop.keys import create_keystore
+        from codecoop.node.config import load_config, render_template
+        from codecoop.training import load_base
+
+        cfg = self.cfg
+        if shutil.which("npx") is None or not (self.root / "node_modules" / ".bin" / "hardhat").exists():
+            raise ToolchainError("the devnet needs Node.js and hardhat from package-lock.json: run `npm ci` in the repository")
+        self.work.mkdir(parents=True, exist_ok=True)
+        for port, what in ((cfg.chain_port, "chain"), (cfg.ipfs_port, "IPFS API"), *((cfg.p2p_port + i, "libp2p") for i in range(cfg.orgs))):
+            if not _port_free(port):
+                raise CodecoopError(f"port {port} ({what}) on 127.0.0.1 is taken; stop what uses it or choose other ports")
+        self.start_chain()
+        self.log("starting the IPFS daemon")
+        self.api = subprocess.run(
+            [str(self.root / "scripts" / "ipfs-devnet.sh"), "start"], env=self._ipfs_env, check=True, capture_output=True, text=True,
         ).stdout.strip().splitlines()[-1]
 
-        log(f"loading {cfg.model!r} for the charter's weights hash")
+        self.log(f"loading {cfg.model!r} for the charter's weights hash")
         weights = load_base(cfg.model).weights_hash
-        chain = connect(url)
+        self.chain = connect(self.url)
         params = FederationParams(
             submit_window=cfg.submit_window, commit_window=cfg.commit_window, reveal_window=cfg.reveal_window,
-            confirm_window=cfg.confirm_window, confirmations=min(2, cfg.orgs), aggregation_strategy=cfg.strategy,
+            confirm_window=cfg.confirm_window, confirmations=min(cfg.confirmations, cfg.orgs), aggregation_strategy=cfg.strategy,
             base_model_id=cfg.model, base_weights_hash="0x" + weights,
         )
-        deployment = deploy(chain, params)
-        deployment.save(work / "deployment.json")
-        log(f"deployed; RoundManager at {deployment.addresses['RoundManager']}")
+        self.deployment = deploy(self.chain, params)
+        self.deployment.save(self.work / "deployment.json")
+        self.log(f"deployed; RoundManager at {self.deployment.addresses['RoundManager']}")
 
-        (work / "password.txt").write_text(PASSWORD + "\n")
-        codecoop = str(Path(sys.executable).with_name("codecoop"))
-        accounts = []
+        (self.work / "password.txt").write_text(PASSWORD + "\n")
         for i, code in enumerate(_org_code(cfg.orgs)):
-            folder = work / f"org-{i}"
+            folder = self.work / f"org-{i}"
             folder.mkdir(exist_ok=True)
             account = create_keystore(folder / "key.json", PASSWORD)
-            chain.fund(account.address, 10.0)
-            accounts.append(account)
+            self.chain.fund(account.address, 10.0)
+            self.accounts.append(account)
             config = folder / "node.toml"
             config.write_text(render_template(
-                config_name="node.toml", chain=url, deployment=str(work / "deployment.json"), store=api,
+                config_name="node.toml", chain=self.url, deployment=str(self.work / "deployment.json"), store=self.api,
                 listen=f"/ip4/127.0.0.1/tcp/{cfg.p2p_port + i}", keystore="key.json",
-                password_line=f'password_file = "{work / "password.txt"}"',
+                password_line=f'password_file = "{self.work / "password.txt"}"',
                 code=", ".join(f'"{c}"' for c in code), folder="node-data", model=cfg.model,
             ))
             load_config(config)
-            out = open(folder / "node.log", "w")
-            logs.append(out)
-            procs.append(subprocess.Popen(
-                [codecoop, "node", "run", "--config", str(config), "--rounds", str(cfg.rounds),
-                 "--set", f"training.steps={cfg.steps}", "--set", "node.poll_interval=1.0",
-                 "--set", "evaluation.max_blocks=16"],
-                cwd=folder, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            ))
-            log(f"org-{i}: node process {procs[-1].pid} for {account.address} on code {', '.join(p.name for p in code)}")
+        return self
 
-        nodes = procs[1:]
-        _wait("every node to join", lambda: deployment.members.active_count() >= cfg.orgs, 600,
-              lambda: all(p.poll() is None for p in nodes))
-        # a member of its own opens the rounds: the nodes' keys are busy in their processes (nonces)
-        opener = chain.new_account(10.0)
-        deployment.members.join(opener, "devnet-coordinator", [])
+    def start_chain(self) -> None:
+        """Start the hardhat node (empty: hardhat@2 keeps its state in memory only) with interval mining."""
+        from codecoop.chain.hardhat import HardhatNode
+
+        self.log(f"starting hardhat node on {self.url}")
+        self._hardhat = HardhatNode(self.cfg.chain_port, log_path=self.work / "hardhat.log").start()
+        _wait("the hardhat node", lambda: _rpc(self.url, "eth_blockNumber", []) is not None, 60)
+        _rpc(self.url, "evm_setIntervalMining", [self.cfg.block_interval_ms])
+
+    def stop_chain(self) -> None:
+        """Stop the hardhat node; everything on the chain is lost with it."""
+        if self._hardhat is not None:
+            self._hardhat.stop()
+            self._hardhat = None
+
+    def mine(self, blocks: int) -> None:
+        """Mine ``blocks`` blocks at once (``hardhat_mine``): end a window early when nobody has anything left to do in it."""
+        if blocks > 0:
+            _rpc(self.url, "hardhat_mine", [hex(blocks)])
+
+    def _ipfs_state(self) -> tuple[int, str]:
+        state = self.work / "ipfs"
+        return int((state / "pid").read_text().strip()), (state / "repo").read_text().strip()
+
+    def stop_ipfs(self) -> None:
+        """Stop the IPFS daemon (SIGTERM, so it releases its repository lock) and keep its repository."""
+        pid, _ = self._ipfs_state()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        self.log("IPFS daemon stopped")
+
+    def start_ipfs(self) -> None:
+        """Start the IPFS daemon again on the repository it had (what it held is still there)."""
+        _, repo = self._ipfs_state()
+        state = self.work / "ipfs"
+        env = {
+            **os.environ, "IPFS_PATH": repo,
+            "NODE_OPTIONS": f"--require {self.root / 'scripts' / 'promise-with-resolvers.cjs'}",
+        }
+        out = open(state / "daemon.log", "a")
+        self._logs.append(out)
+        proc = subprocess.Popen(
+            [str(self.root / "node_modules" / ".bin" / "jsipfs"), "daemon", "--offline"],
+            env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self._ipfs_restarted.append(proc)
+        (state / "pid").write_text(f"{proc.pid}\n")  # ipfs-devnet.sh stop finds it there
+        url = f"http://127.0.0.1:{self.cfg.ipfs_port}/api/v0/id"
+        _wait("the IPFS daemon to answer again", lambda: bool(urllib.request.urlopen(urllib.request.Request(url, b"", method="POST"), timeout=2).read()),
+              90, lambda: proc.poll() is None)
+        self.log("IPFS daemon running again")
+
+    # ------------------------------------------------------------------ node processes
+    def start_node(self, i: int, *, rounds: int = 0, env: dict[str, str] | None = None, overrides: tuple[str, ...] = ()) -> subprocess.Popen:
+        """Start ``codecoop node run`` for organisation ``i`` (``rounds=0``: until stopped); its output is appended to ``org-i/node.log``."""
+        folder = self.work / f"org-{i}"
+        out = open(folder / "node.log", "a")
+        self._logs.append(out)
+        codecoop = str(Path(sys.executable).with_name("codecoop"))
+        sets = ["training.steps=" + str(self.cfg.steps), f"node.poll_interval={self.cfg.poll_interval}", "evaluation.max_blocks=16", *overrides]
+        proc = subprocess.Popen(
+            [codecoop, "node", "run", "--config", str(folder / "node.toml"), "--rounds", str(rounds), *(a for s in sets for a in ("--set", s))],
+            cwd=folder, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.nodes[i] = proc
+        self.log(f"org-{i}: node process {proc.pid} for {self.accounts[i].address}" + (f" ({env})" if env else ""))
+        return proc
+
+    def stop_node(self, i: int, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int | None:
+        """Send ``sig`` to organisation ``i``'s node process and wait for it; return its exit status."""
+        proc = self.nodes.get(i)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _stop(proc)
+        return proc.returncode
+
+    def node_log(self, i: int) -> str:
+        return (self.work / f"org-{i}" / "node.log").read_text(errors="replace")
+
+    def journal_path(self, i: int) -> Path:
+        return self.work / f"org-{i}" / "node-data" / "journal.json"
+
+    # ------------------------------------------------------------------ rounds
+    def wait_joined(self, count: int, timeout: float = 600.0) -> None:
+        """Wait until ``count`` members have joined (every node joins when it starts)."""
+        started = list(self.nodes.values())
+        _wait(f"{count} nodes to join", lambda: self.deployment.members.active_count() >= count, timeout,
+              lambda: all(p.poll() is None for p in started))
+
+    def open_round(self) -> int:
+        """Open the next round with a member account of the devnet's own (the nodes' keys are busy in their processes)."""
+        if self._opener is None:
+            self._opener = self.chain.new_account(10.0)
+            self.deployment.members.join(self._opener, "devnet-coordinator", [])
+        r = self.deployment.rounds.open_round(self._opener)
+        self.log(f"round {r} opened")
+        return r
+
+    def wait_round(self, r: int, *, timeout: float | None = None, expect: int | None = None,
+                   on_poll: Callable[[], None] | None = None) -> Any:
+        """Wait for round ``r`` to complete or fail and return its ``RoundInfo``.
+
+        With ``expect``, a submit, commit or reveal window is ended early (by mining to its end) as
+        soon as ``expect`` members have submitted, committed or revealed in it: windows can then be
+        generous (a killed node has time to restart) without every round lasting as long as they.
+        ``on_poll`` runs at every look (a test restarts killed nodes there).
+        """
+        from codecoop.chain.clients import Phase
+
+        rounds = self.deployment.rounds
+        last = None
+
+        def finished() -> bool:
+            nonlocal last
+            if on_poll is not None:
+                on_poll()
+            phase = rounds.phase(r)
+            if phase != last:
+                self.log(f"round {r}: {phase.name.lower()} (block {self.chain.block_number})")
+                last = phase
+            if expect is not None and phase in (Phase.SUBMIT, Phase.COMMIT, Phase.REVEAL):
+                info = rounds.round(r)
+                if phase is Phase.SUBMIT:
+                    done, end = info.update_count, info.submit_end
+                elif phase is Phase.COMMIT:
+                    done, end = self.committed(r), info.commit_end
+                else:
+                    done, end = info.revealed_count, info.reveal_end
+                if done >= expect:
+                    self.mine(end - self.chain.block_number + 1)
+            return phase in (Phase.COMPLETED, Phase.FAILED)
+
+        _wait(f"round {r} to finish", finished, timeout or self.cfg.timeout_s, lambda: self._hardhat is not None)
+        return rounds.round(r)
+
+    def committed(self, r: int) -> int:
+        """How many members committed votes in round ``r``."""
+        return len(self.deployment.rounds.events("VotesCommitted", from_block=self.deployment.record.block, round=r))
+
+    # ------------------------------------------------------------------ stop
+    def close(self) -> None:
+        """Stop every node process, the IPFS daemon (deleting its repository) and the chain."""
+        for proc in self.nodes.values():
+            _stop(proc)
+        self.stop_chain()
+        subprocess.run([str(self.root / "scripts" / "ipfs-devnet.sh"), "stop"], env=self._ipfs_env, capture_output=True)
+        for proc in self._ipfs_restarted:
+            _stop(proc)
+        for f in self._logs:
+            f.close()
+        self._logs.clear()
+        if self._tmp is not None and not os.environ.get("CODECOOP_KEEP_DEVNET"):
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_devnet(cfg: DevnetConfig, log: Callable[[str], None] = print) -> DevnetResult:
+    """Start everything, run ``cfg.rounds`` rounds, stop everything; raise if a round does not complete."""
+    from codecoop.chain.clients import Phase
+
+    began = time.perf_counter()
+    with Devnet(cfg, log) as net:
+        for i in range(cfg.orgs):
+            net.start_node(i, rounds=cfg.rounds)
+            log(f"org-{i}: code {', '.join(p.name for p in _org_code(cfg.orgs)[i])}")
+        net.wait_joined(cfg.orgs)
         cids: list[str] = []
-        rounds = deployment.rounds
         for _ in range(cfg.rounds):
-            r = rounds.open_round(opener)
-            log(f"round {r} opened; waiting for the nodes to train, vote, aggregate and confirm")
-            last = None
-
-            def finished() -> bool:
-                nonlocal last
-                phase = rounds.phase(r)
-                if phase != last:
-                    log(f"round {r}: {phase.name.lower()} (block {chain.block_number})")
-                    last = phase
-                return phase in (Phase.COMPLETED, Phase.FAILED)
-
-            _wait(f"round {r} to finish", finished, cfg.timeout_s, lambda: hardhat.poll() is None)
-            info = rounds.round(r)
+            r = net.open_round()
+            log(f"round {r}: waiting for the nodes to train, vote, aggregate and confirm")
+            info = net.wait_round(r)
             if info.phase is not Phase.COMPLETED:
-                raise CodecoopError(f"round {r} failed; see the node logs in {work}")
+                raise CodecoopError(f"round {r} failed; see the node logs in {net.work}")
             cids.append(info.global_cid or "")
             log(f"round {r} completed: {len(info.accepted_ids)}/{info.update_count} updates accepted, global model {info.global_cid}")
+        nodes = list(net.nodes.values())
         _wait("the node processes to exit", lambda: all(p.poll() is not None for p in nodes), 180)
-        bad = [i for i, p in enumerate(nodes) if p.returncode != 0]
+        bad = [i for i, p in net.nodes.items() if p.returncode != 0]
         if bad:
-            raise CodecoopError(f"node process(es) {bad} exited with an error; see {work}/org-N/node.log")
-        return DevnetResult(len(cids), time.perf_counter() - began, str(work), tuple(cids))
-    finally:
-        for p in reversed(procs):
-            _stop(p)
-        subprocess.run([str(root / "scripts" / "ipfs-devnet.sh"), "stop"], env=ipfs_env, capture_output=True)
-        for f in logs:
-            f.close()
-        if tmp is not None and not os.environ.get("CODECOOP_KEEP_DEVNET"):
-            tmp.cleanup()
+            raise CodecoopError(f"node process(es) {bad} exited with an error; see {net.work}/org-N/node.log")
+        return DevnetResult(len(cids), time.perf_counter() - began, str(net.work), tuple(cids))
