@@ -13,13 +13,19 @@ reports, read from the chain and the simulation's report:
 - honest updates submitted and accepted (what the attack, or the defences, cost the honest);
 - the final global validation loss against the honest-only run's;
 - tokens minted per attacker and per honest organisation, over all rounds;
-- why the honest members refused the attackers' updates (screening, loss, norm), from their journals.
+- why the honest members refused the attackers' updates (screening: free ride, copy, direction; loss;
+  norm), from their journals;
+- the cosine similarity of the updates' changes from the base: the smallest between two honest
+  updates, the largest between an attacker's and an honest one (what ``min_agreement`` separates).
 
 Targets (issue 9): at K/N <= 1/4, no poisoned update accepted, for every attack; attackers earn
 less than honest members, for every attack and K/N.
 
-``--quick``: K/N = 1/4 only, one round, 8 local steps, and the four attacks the CI tests run
-(sign-flip, free-rider, plagiarist, collude).
+Settings: 8 local steps of batch 8 x 128 tokens, 8 held-out blocks per evaluation, 30 files per
+organisation (the CI tests' bounded form), the sim's defaults otherwise. The full run: K/N = 1/4
+over two rounds with all nine attacks (the exact free rider and plagiarist too), K/N = 2/7 over one
+round with the seven attacks of issue 9. ``--quick``: K/N = 1/4 only, one round, the four attacks
+the CI tests run (sign-flip, free-rider, plagiarist, collude).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from codecoop.sim import Hooks, SimConfig, Simulation
 from codecoop.sim.byzantine import ATTACKS, ByzantineNode, byzantine_outcome
 
 QUICK_ATTACKS = ("sign-flip", "free-rider", "plagiarist", "collude")
+#: The attacks issue 9 names (the ``-exact`` variants are the same attacks without perturbation).
+MAIN_ATTACKS = ("sign-flip", "scale100", "noise", "free-rider", "plagiarist", "collude", "liar")
 
 
 def _why(reason: str) -> str:
@@ -44,6 +52,8 @@ def _why(reason: str) -> str:
         return "copy"
     if "base model itself" in reason or "no work was done" in reason:
         return "free ride"
+    if "cosine similarity" in reason:
+        return "direction"
     if "exceeds the bound" in reason:
         return "norm"
     if "non-finite" in reason:
@@ -51,6 +61,31 @@ def _why(reason: str) -> str:
     if reason.startswith("loss delta"):
         return "loss"
     return "other" if reason else "approved"
+
+
+def _cosines(sim: Any, attackers: set[str]) -> dict[str, float | None]:
+    """Smallest cosine between two honest updates' changes, and largest between an attacker's and an honest one's."""
+    import torch
+
+    from codecoop.training import Adapter
+
+    node = sim.orgs[0].node
+    honest_min = attacker_max = None
+    for rep in sim.report.rounds:
+        base = node.global_adapter(sim.deployment.rounds.round(rep.round).base_cid).tensors
+        changes = []
+        for u in sim.deployment.rounds.updates(rep.round):
+            tensors = Adapter.from_bytes(node._fetch(u.cid, u.submitter), sim.base).tensors
+            flat = torch.cat([(tensors[n] - base[n]).double().reshape(-1) for n in sorted(base)])
+            changes.append((u.submitter in attackers, flat / flat.norm().clamp_min(1e-30)))
+        for i, (bad_i, x) in enumerate(changes):
+            for bad_j, y in changes[i + 1:]:
+                c = float(x.dot(y))
+                if not bad_i and not bad_j:
+                    honest_min = c if honest_min is None else min(honest_min, c)
+                elif bad_i != bad_j:
+                    attacker_max = c if attacker_max is None else max(attacker_max, c)
+    return {"honest_min": honest_min, "attacker_vs_honest_max": attacker_max}
 
 
 def run(orgs: int, k: int, attack: str | None, *, rounds: int, steps: int, eval_blocks: int, files: int) -> dict[str, Any]:
@@ -80,7 +115,8 @@ def run(orgs: int, k: int, attack: str | None, *, rounds: int, steps: int, eval_
             "initial_loss": report.initial_loss, "final_loss": report.final_loss,
             "rounds_outcome": [r.outcome for r in report.rounds],
             "tokens": out.tokens, "attacker_tokens": out.attacker_tokens, "honest_tokens": out.honest_tokens,
-            "honest_votes_on_attackers": dict(refusals), "wall_s": round(time.perf_counter() - began, 1),
+            "honest_votes_on_attackers": dict(refusals), "cosines": _cosines(sim, attackers),
+            "wall_s": round(time.perf_counter() - began, 1),
         }
     finally:
         sim.close()
@@ -90,35 +126,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1/4 only, one round, 8 steps, the four CI attacks")
     args = parser.parse_args(argv)
+    settings = dict(steps=8, eval_blocks=8, files=30)
     if args.quick:
-        settings = dict(rounds=1, steps=8, eval_blocks=8, files=30)
-        sizes, attacks = [(4, 1)], QUICK_ATTACKS
+        plan = [(4, 1, 1, QUICK_ATTACKS)]
     else:
-        settings = dict(rounds=2, steps=20, eval_blocks=16, files=60)
-        sizes, attacks = [(4, 1), (7, 2)], ATTACKS
+        plan = [(4, 1, 2, ATTACKS), (7, 2, 1, MAIN_ATTACKS)]
     began = time.perf_counter()
     runs: list[dict[str, Any]] = []
-    for n, k in sizes:
-        print(f"N={n}: honest-only run ...", flush=True)
-        honest = run(n, k, None, **settings)
+    for n, k, rounds, attacks in plan:
+        print(f"N={n}: honest-only run, {rounds} round(s) ...", flush=True)
+        honest = run(n, k, None, rounds=rounds, **settings)
         runs.append(honest)
         for attack in attacks:
             print(f"N={n}, K={k}: {attack} ...", flush=True)
-            result = run(n, k, attack, **settings)
+            result = run(n, k, attack, rounds=rounds, **settings)
             result["honest_only_final_loss"] = honest["final_loss"]
             result["loss_vs_honest_only"] = result["final_loss"] - honest["final_loss"]
             runs.append(result)
 
-    headers = ["K/N", "attack", "poison acc/sub", "honest acc/sub", "final loss", "vs honest-only", "tokens/attacker",
-               "tokens/honest", "refusals of attackers' updates", "s"]
+    headers = ["K/N", "rounds", "attack", "poison acc/sub", "honest acc/sub", "final loss", "vs honest-only", "tokens/attacker",
+               "tokens/honest", "refusals of attackers' updates", "cos honest min / attacker max", "s"]
     rows = []
     for r in runs:
         rows.append([
-            f"{r['attackers']}/{r['orgs']}", r["attack"], f"{r['poisoned_accepted']}/{r['poisoned_submitted']}",
+            f"{r['attackers']}/{r['orgs']}", r["rounds"], r["attack"], f"{r['poisoned_accepted']}/{r['poisoned_submitted']}",
             f"{r['honest_accepted']}/{r['honest_submitted']}", round(r["final_loss"], 4),
             f"{r['loss_vs_honest_only']:+.4f}" if "loss_vs_honest_only" in r else "-",
             round(r["attacker_tokens"], 1) if r["attack"] != "none" else "-", round(r["honest_tokens"], 1),
-            " ".join(f"{k}:{v}" for k, v in sorted(r["honest_votes_on_attackers"].items())) or "-", r["wall_s"],
+            " ".join(f"{k}:{v}" for k, v in sorted(r["honest_votes_on_attackers"].items())) or "-",
+            " / ".join("-" if c is None else f"{c:.3f}" for c in r["cosines"].values()), r["wall_s"],
         ])
     print_table(headers, rows)
 
@@ -132,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         targets.append(target(f"tokens per attacker minus per honest member ({label})",
                               round(r["attacker_tokens"] - r["honest_tokens"], 2), 0.0, "<="))
     print_targets(targets)
-    path = write_results("byzantine", {"quick": args.quick, "machine": machine(), "settings": settings, "runs": runs,
+    path = write_results("byzantine", {"quick": args.quick, "machine": machine(), "settings": settings,
+                                       "plan": [[n, k, rounds, list(a)] for n, k, rounds, a in plan], "runs": runs,
                                        "wall_s": round(time.perf_counter() - began, 1)}, targets)
     print(f"results: {path}")
     return 0 if all(t["met"] for t in targets) else 1
