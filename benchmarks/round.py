@@ -48,6 +48,8 @@ def one_round(config: SimConfig) -> dict[str, Any]:
         totals = {a: sum(o.node.timings.get(r, {}).get(a, 0.0) for o in sim.orgs) for a in ACTIVITIES}
         totals["chain/other"] = max(report.protocol_s - sum(totals.values()), 0.0)
         adapter_bytes = [e.data["bytes"] for e in events if e.kind == "trained"]
+        # evaluation work, independent of machine load: held-out blocks scored per peer judgement
+        judged = [v["blocks"] for o in sim.orgs for v in o.node.journal.entry(r).votes.values() if v.get("blocks")]
         return {
             "orgs": config.orgs,
             "model": config.model,
@@ -60,6 +62,9 @@ def one_round(config: SimConfig) -> dict[str, Any]:
             "adapter_bytes": max(adapter_bytes),
             "model_bytes": sim.base.num_parameters() * 4,
             "gas_per_org": sum(report.gas.values()) / config.orgs,
+            "judgements": len(judged),
+            "blocks_per_judgement": sum(judged) / max(len(judged), 1),
+            "eval_blocks": config.eval_blocks,
         }
     finally:
         sim.close()
@@ -94,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         share = {"adapter_bytes": run["adapter_bytes"], "model_bytes": run["model_bytes"], "measured_in": "one round"}
     share["share"] = share["adapter_bytes"] / share["model_bytes"]
 
-    headers = ["N", "round s", *ACTIVITIES, "chain/other", "non-training", "protocol", "gas/org"]
+    headers = ["N", "round s", *ACTIVITIES, "chain/other", "non-training", "protocol", "gas/org", "blocks/judgement"]
     rows = [[r["orgs"], r["round_s"], *(r["phases_s"][a] for a in ACTIVITIES), r["phases_s"]["chain/other"],
-             f"{100 * r['overhead_share']:.1f}%", f"{100 * r['protocol_share']:.1f}%", round(r["gas_per_org"])] for r in runs]
+             f"{100 * r['overhead_share']:.1f}%", f"{100 * r['protocol_share']:.1f}%", round(r["gas_per_org"]),
+             f"{r['blocks_per_judgement']:.1f} of {r['eval_blocks']}"] for r in runs]
     print_table(headers, rows)
     print(f"smollm2-135m LoRA r=8: {share['adapter_bytes']:,} bytes per organisation per round = "
           f"{100 * share['share']:.2f}% of the {share['model_bytes']:,}-byte model ({share['measured_in']})")
