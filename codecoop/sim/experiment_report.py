@@ -57,7 +57,12 @@ def _finding_a(result: ExperimentResult) -> dict[str, Any]:
             total += 1
             close += int(gap is not None and gap <= CLOSE)
             beats += int(bool(better))
+        base = result.run(p, "base")
+        trained = [r.validation.perplexity for r in result.runs if r.partition == p and r.setting != "base"]
         per[p] = {
+            "base": base.validation.perplexity if base else None,
+            # Fine-tuning that makes every model worse than the untrained one (forgetting) says little about (a).
+            "every_trained_model_worse_than_base": bool(base and trained and min(trained) > base.validation.perplexity),
             "centralized": central.validation.perplexity if central else None,
             "single": singles,
             "best_single": min(singles.values()) if singles else None,
@@ -346,7 +351,10 @@ def _findings_text(f: dict[str, Any], n: int) -> list[str]:
             feds = ", ".join(f"{k} {v['perplexity']:.2f}" + (f" ({v['gap_vs_centralized']:+.1%})" if v["gap_vs_centralized"] is not None else "")
                              for k, v in d["federated"].items())
             singles = ", ".join(f"{k} {v:.2f}" for k, v in d["single"].items()) or "-"
-            out.append(f"  - {p}: centralized {_f(d['centralized'])}; federated {feds}; single {singles}.")
+            out.append(f"  - {p}: base {_f(d['base'])}; centralized {_f(d['centralized'])}; federated {feds}; single {singles}.")
+            if d["every_trained_model_worse_than_base"]:
+                out.append(f"  - caveat ({p}): every trained model is worse on validation than the untrained base model "
+                           "(forgetting on small data), so this partition says little about (a).")
     b = f["b"]
     if b.get("audited"):
         out.append(f"- (b) trained models reproduce private code verbatim: {_yes(b['reproduced'])}. Pooled memorization ratio "
