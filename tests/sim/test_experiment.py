@@ -139,10 +139,12 @@ def test_the_output_files_hold_every_run_and_the_command(experiment):
     assert readme.count("| incremental |") == ORDERS
 
 
-def test_a_rerun_reuses_the_cache_and_gives_the_same_numbers(experiment, tmp_path):
+def test_a_rerun_reuses_the_cache_and_gives_the_same_numbers(experiment):
     result, out = experiment
     again = run_experiment(CONFIG, out, plots=False)
     assert [r.to_json() for r in again.runs] == [r.to_json() for r in result.runs]
+    assert result.invocations[0]["computed"] > 0
+    assert [i["computed"] for i in again.invocations] == [result.invocations[0]["computed"], 0]
 
 
 @pytest.mark.parametrize(
