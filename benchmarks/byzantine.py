@@ -15,8 +15,9 @@ reports, read from the chain and the simulation's report:
 - tokens minted per attacker and per honest organisation, over all rounds;
 - why the honest members refused the attackers' updates (screening: free ride, copy, direction; loss;
   norm), from their journals;
-- the cosine similarity of the updates' changes from the base: the smallest between two honest
-  updates, the largest between an attacker's and an honest one (what ``min_agreement`` separates).
+- the cosine similarity of the updates' changes from the base (per pair, the lower of the two LoRA
+  factors'): the smallest between two honest updates, the largest between an attacker's and an
+  honest one (what ``evaluation.min_agreement`` separates).
 
 Targets (issue 9): at K/N <= 1/4, no poisoned update accepted, for every attack; attackers earn
 less than honest members, for every attack and K/N.
@@ -64,7 +65,9 @@ def _why(reason: str) -> str:
 
 
 def _cosines(sim: Any, attackers: set[str]) -> dict[str, float | None]:
-    """Smallest cosine between two honest updates' changes, and largest between an attacker's and an honest one's."""
+    """Per pair of updates, the lower of the ``lora_A`` and ``lora_B`` change cosines (what screening
+    compares with ``min_agreement``): its smallest value between two honest updates, and its largest
+    between an attacker's update and an honest one."""
     import torch
 
     from codecoop.training import Adapter
@@ -76,11 +79,14 @@ def _cosines(sim: Any, attackers: set[str]) -> dict[str, float | None]:
         changes = []
         for u in sim.deployment.rounds.updates(rep.round):
             tensors = Adapter.from_bytes(node._fetch(u.cid, u.submitter), sim.base).tensors
-            flat = torch.cat([(tensors[n] - base[n]).double().reshape(-1) for n in sorted(base)])
-            changes.append((u.submitter in attackers, flat / flat.norm().clamp_min(1e-30)))
+            per_factor = {}
+            for factor in ("lora_A", "lora_B"):
+                flat = torch.cat([(tensors[n] - base[n]).double().reshape(-1) for n in sorted(base) if f".{factor}." in n])
+                per_factor[factor] = flat / flat.norm().clamp_min(1e-30)
+            changes.append((u.submitter in attackers, per_factor))
         for i, (bad_i, x) in enumerate(changes):
             for bad_j, y in changes[i + 1:]:
-                c = float(x.dot(y))
+                c = min(float(x[f].dot(y[f])) for f in x)
                 if not bad_i and not bad_j:
                     honest_min = c if honest_min is None else min(honest_min, c)
                 elif bad_i != bad_j:

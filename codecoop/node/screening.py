@@ -14,12 +14,16 @@ tensors alone, before any forward pass:
   the chain's registration order, so the original keeps its place and only the later copy is
   refused; every honest member reaches the same verdict;
 * **unrelated**: with a reference (the screening member's own update of the round), an update
-  whose change has cosine similarity below ``min_agreement`` with the reference's change. LoRA
-  updates trained from the same base on code share a direction (cosine 0.2-0.4 between members
-  with different projects, measured on ``tiny``), while random noise is orthogonal to it (cosine
-  about ``1/sqrt(parameters)``) and a sign-flipped update points away from it; neither may lower
-  a tolerant voter's held-out loss enough to be rejected on loss alone. This is FLTrust's trust
-  bootstrapping (Cao et al., NDSS 2021) with each member's own update as its trusted reference.
+  whose change of either LoRA factor (all ``lora_A`` tensors together, all ``lora_B`` together)
+  has cosine similarity below ``min_agreement`` with the reference's change of that factor. LoRA
+  updates trained from the same base on code share a direction in both factors (cosine 0.1-0.5
+  between members with different projects, measured on ``tiny``), while random noise is
+  orthogonal to it (cosine about ``1/sqrt(parameters)``) and a sign-flipped update points away from
+  it; neither may lower a tolerant voter's held-out loss enough to be rejected on loss alone. Each
+  factor is checked on its own because aggregation averages them separately, and reversing only
+  ``lora_B`` reverses the adapter's effect while leaving the overall cosine near zero-positive
+  (measured: 0.03-0.09 in a second round). This is FLTrust's trust bootstrapping (Cao et al., NDSS
+  2021) with each member's own update as its trusted reference.
 
 Norms and distances are summed in float64 over the tensors in name order, so they do not depend
 on the order tensors were loaded in.
@@ -101,6 +105,26 @@ def _change(tensors: Mapping[str, Any], base: Mapping[str, Any]) -> list[Any] | 
     return out
 
 
+def _factor(name: str) -> str:
+    """The LoRA factor a tensor belongs to (``lora_A``, ``lora_B``; ``""`` for anything else)."""
+    for factor in ("lora_A", "lora_B"):
+        if f".{factor}." in name or name.endswith(f".{factor}"):
+            return factor
+    return ""
+
+
+def _agreement(change: Sequence[Any], ref: Sequence[Any], factors: Sequence[str]) -> tuple[float, str] | None:
+    """The lowest cosine similarity over the factors both changes move, and that factor; ``None`` if none."""
+    sums: dict[str, list[float]] = {}
+    for x, y, f in zip(change, ref, factors):
+        acc = sums.setdefault(f, [0.0, 0.0, 0.0])
+        acc[0] += float(x.dot(y))
+        acc[1] += float(x.dot(x))
+        acc[2] += float(y.dot(y))
+    cosines = [(dot / math.sqrt(xx * yy), f) for f, (dot, xx, yy) in sorted(sums.items()) if xx > 0 and yy > 0]
+    return min(cosines) if cosines else None
+
+
 def _norm(parts: Sequence[Any]) -> float:
     return math.sqrt(sum(float(p.dot(p)) for p in parts))
 
@@ -141,8 +165,8 @@ def screen_updates(
         The update id of the screening member's own update (``None``: it has none this round,
         and nothing is checked for direction).
     min_agreement:
-        Cosine similarity with the reference's change below which another update is unrelated
-        (``-1`` turns the check off).
+        Cosine similarity with the reference's change, per LoRA factor, below which another update
+        is unrelated (``-1`` turns the check off).
 
     Returns
     -------
@@ -154,6 +178,7 @@ def screen_updates(
     base_norm = _norm([t.double().reshape(-1) for _, t in sorted(base_tensors.items())])
     floor = min_change * base_norm
     ordered = sorted(candidates, key=lambda c: c.update_id)
+    factors = [_factor(name) for name in sorted(base_tensors)]
     changes = {c.update_id: _change(c.tensors, base_tensors) if c.tensors is not None else None for c in ordered}
     norms = {uid: _norm(ch) if ch is not None else math.nan for uid, ch in changes.items()}
     ref = changes.get(reference) if reference is not None else None
@@ -174,11 +199,13 @@ def screen_updates(
             if copied is not None:
                 refused[c.update_id] = copied
             elif ref is not None and change is not None and c.update_id != reference:
-                cosine = sum(float(x.dot(y)) for x, y in zip(change, ref)) / (norm * norms[reference])
-                if cosine < min_agreement:
+                agreement = _agreement(change, ref, factors)
+                if agreement is not None and agreement[0] < min_agreement:
+                    cosine, factor = agreement
                     refused[c.update_id] = UnrelatedUpdate(
-                        f"update #{c.update_id}'s change has cosine similarity {cosine:.3f} with this member's own update "
-                        f"(at least {min_agreement:g} expected of training from the same base on code): noise or a reversed update"
+                        f"update #{c.update_id}'s change{' of ' + factor if factor else ''} has cosine similarity {cosine:.3f} "
+                        f"with this member's own update's (at least {min_agreement:g} expected of training from the same base "
+                        "on code): noise or a reversed update"
                     )
         earlier.append(c)
     return refused

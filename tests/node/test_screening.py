@@ -178,3 +178,13 @@ def test_screen_round_takes_the_reference_from_the_members_address():
     infos = [Info(0, "peer", "0xB"), Info(1, "own", "0xA"), Info(2, "noise", "0xC")]
     assert set(screen_round(infos, lambda u: stored[u.cid], None, BASE, reference="0xA")) == {2}
     assert screen_round(infos, lambda u: stored[u.cid], None, BASE, reference="0xD") == {}
+
+
+def test_reversing_only_lora_b_is_unrelated_although_the_overall_direction_agrees():
+    own, other = trained(20), trained(21)
+    flipped = {n: BASE[n] - (other[n] - BASE[n]) if ".lora_B." in n else other[n] for n in NAMES}
+    change = torch.cat([(flipped[n] - BASE[n]).reshape(-1) for n in NAMES])
+    reference = torch.cat([(own[n] - BASE[n]).reshape(-1) for n in NAMES])
+    assert float(change.dot(reference) / (change.norm() * reference.norm())) > 0.05  # overall it agrees
+    refused = screen_updates([Candidate(0, "own", own), Candidate(1, "flip", flipped)], None, BASE, reference=0)
+    assert set(refused) == {1} and "lora_B" in str(refused[1])
