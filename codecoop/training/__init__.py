@@ -13,13 +13,13 @@ Typical use::
 Importing this package loads torch but not transformers or peft; those load on first use.
 """
 
-from codecoop.training.adapter import Adapter, attached, expected_lora_shapes
+from codecoop.training.adapter import Adapter, AdapterSlot, adapter_slot, attached, expected_lora_shapes
 from codecoop.training.base import BUILTIN_MODELS, BaseModel, load_base
 from codecoop.training.cache import cache_root
 from codecoop.training.config import LoraSpec, TrainConfig, default_target_modules
 from codecoop.training.corpus import CodeCorpus, CorpusStats, Document, collect_files, repository_of
 from codecoop.training.device import DevicePlan, plan_device
-from codecoop.training.evaluate import BlockScorer, Metrics, block_scorer, evaluate, generate
+from codecoop.training.evaluate import BlockScorer, Metrics, adapter_scorers, block_scorer, evaluate, generate
 from codecoop.training.hashing import weights_sha256
 from codecoop.training.humaneval import (
     ExecutionResult,
@@ -37,6 +37,7 @@ from codecoop.training.train import StepInfo, train_lora
 
 __all__ = [
     "Adapter",
+    "AdapterSlot",
     "BUILTIN_MODELS",
     "BaseModel",
     "BlockScorer",
@@ -52,6 +53,8 @@ __all__ = [
     "STRATEGIES",
     "StepInfo",
     "TrainConfig",
+    "adapter_scorers",
+    "adapter_slot",
     "attached",
     "block_scorer",
     "cache_root",

@@ -28,7 +28,10 @@ from codecoop.training.cache import atomic_write_bytes
 from codecoop.training.config import LoraSpec
 from codecoop.training.hashing import weights_sha256
 
-__all__ = ["Adapter", "FORMAT", "FORMAT_VERSION", "EXPORT_DTYPES", "expected_lora_shapes", "attached", "lora_state"]
+__all__ = [
+    "Adapter", "AdapterSlot", "FORMAT", "FORMAT_VERSION", "EXPORT_DTYPES", "adapter_slot", "attached", "expected_lora_shapes",
+    "lora_state",
+]
 
 FORMAT = "codecoop-lora"
 FORMAT_VERSION = 1
@@ -42,12 +45,14 @@ def _lora_targets(model: Any, spec: LoraSpec) -> dict[str, tuple[int, int]]:
 
     Matching follows peft: a module matches a target when its name equals it or ends with
     ``"." + target``. ``nn.Linear`` and transformers' ``Conv1D`` (GPT-2 style, weight stored
-    transposed) are the layer kinds LoRA adapts here.
+    transposed) are the layer kinds LoRA adapts here. A layer peft has already wrapped (LoRA layers
+    attached, as while an :class:`AdapterSlot` is open) counts as the layer it wraps.
     """
     out: dict[str, tuple[int, int]] = {}
     for name, module in model.named_modules():
         if not any(name == t or name.endswith("." + t) for t in spec.target_modules):
             continue
+        module = getattr(module, "base_layer", module)
         if isinstance(module, torch.nn.Linear):
             out[name] = (module.in_features, module.out_features)
         elif type(module).__name__ == "Conv1D":
@@ -281,8 +286,6 @@ def attached(base: BaseModel, adapter: Adapter | None, spec: LoraSpec | None = N
     again, so the shared base model is never left modified. Fresh LoRA A matrices are drawn from
     torch's global generator: seed it first for reproducible runs.
     """
-    from peft import set_peft_model_state_dict
-
     if adapter is None and spec is None:
         raise TrainingError("attached() needs an adapter or a LoRA spec")
     if adapter is not None:
@@ -292,15 +295,56 @@ def attached(base: BaseModel, adapter: Adapter | None, spec: LoraSpec | None = N
     peft_model = _wrap(base.model, spec)
     try:
         if adapter is not None:
-            result = set_peft_model_state_dict(peft_model, {k: v.to(base.device) for k, v in adapter.tensors.items()})
-            if getattr(result, "unexpected_keys", None):
-                raise AdapterMismatch(f"peft did not accept adapter tensors {result.unexpected_keys[:3]}")
+            _load_state(peft_model, adapter, base)
         yield peft_model
     finally:
         peft_model.unload()
         _strip_peft_marks(base.model)
         base.model.requires_grad_(False)
         base.model.eval()
+
+
+def _load_state(peft_model: Any, adapter: Adapter, base: BaseModel) -> None:
+    """Copy ``adapter``'s tensors into the LoRA layers of ``peft_model`` (every one: it fits the base)."""
+    from peft import set_peft_model_state_dict
+
+    result = set_peft_model_state_dict(peft_model, {k: v.to(base.device) for k, v in adapter.tensors.items()})
+    if getattr(result, "unexpected_keys", None):
+        raise AdapterMismatch(f"peft did not accept adapter tensors {result.unexpected_keys[:3]}")
+
+
+class AdapterSlot:
+    """LoRA layers of one layout attached to a base model once, loaded with one adapter after another.
+
+    Made by :func:`adapter_slot`. ``load(adapter)`` copies the adapter's tensors into the attached
+    layers and returns the peft model, which then computes base + that adapter. Scoring many
+    adapters of one layout (a judge scoring every peer's update) so costs one attach and one
+    detach instead of one of each per adapter. Only an adapter of the slot's layout (rank, alpha,
+    target modules) that fits the base is loaded; anything else is an ``AdapterMismatch`` and the
+    slot keeps what it held.
+    """
+
+    def __init__(self, base: BaseModel, model: Any, spec: LoraSpec) -> None:
+        self.base = base
+        self.model = model
+        self.spec = spec
+
+    def load(self, adapter: Adapter) -> Any:
+        """Put ``adapter`` into the slot; the peft model (in eval mode), ready for forward passes."""
+        got, want = adapter.lora, self.spec
+        if (got.r, got.alpha, tuple(got.target_modules)) != (want.r, want.alpha, tuple(want.target_modules)):
+            raise AdapterMismatch(f"adapter LoRA layout {got} differs from the slot's {want}")
+        adapter.check_fits(self.base)
+        _load_state(self.model, adapter, self.base)
+        return self.model
+
+
+@contextlib.contextmanager
+def adapter_slot(base: BaseModel, spec: LoraSpec) -> Iterator[AdapterSlot]:
+    """Attach LoRA layers of ``spec`` to ``base`` once (see :class:`AdapterSlot`); removed on exit, as by :func:`attached`."""
+    with attached(base, None, spec) as model:
+        model.eval()
+        yield AdapterSlot(base, model, spec)
 
 
 def _strip_peft_marks(model: Any) -> None:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from codecoop.errors import TrainingError
-from codecoop.training.adapter import Adapter, attached
+from codecoop.training.adapter import Adapter, adapter_slot, attached
 from codecoop.training.base import BaseModel
+from codecoop.training.config import LoraSpec
 from codecoop.training.corpus import CodeCorpus, Split
 
-__all__ = ["BlockScorer", "Metrics", "block_scorer", "evaluate", "generate"]
+__all__ = ["BlockScorer", "Metrics", "adapter_scorers", "block_scorer", "evaluate", "generate"]
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,7 @@ def evaluate(
     its own tokens 2..n. ``max_blocks`` evaluates only the first blocks (a fixed, seed-independent
     prefix), so two models compared with the same arguments see the same tokens.
     """
-    blocks = corpus.blocks(split, base.tokenizer, block_size)
-    if max_blocks is not None:
-        blocks = blocks[:max_blocks]
+    blocks = _blocks(base, corpus, split, block_size, max_blocks)
     total_loss = 0.0
     correct = 0
     count = 0
@@ -130,12 +129,37 @@ def block_scorer(
 
     The blocks are those :func:`evaluate` uses with the same arguments.
     """
-    blocks = corpus.blocks(split, base.tokenizer, block_size)
-    if max_blocks is not None:
-        blocks = blocks[:max_blocks]
+    blocks = _blocks(base, corpus, split, block_size, max_blocks)
     with _with_adapter(base, adapter) as model:
         model.eval()
         yield BlockScorer(base, model, blocks, batch_size)
+
+
+@contextlib.contextmanager
+def adapter_scorers(
+    base: BaseModel,
+    spec: LoraSpec,
+    corpus: CodeCorpus,
+    *,
+    split: Split = "validation",
+    block_size: int = 256,
+    batch_size: int = 8,
+    max_blocks: int | None = None,
+) -> Iterator[Callable[[Adapter], BlockScorer]]:
+    """Score many adapters of one LoRA layout on the same blocks, attaching LoRA layers only once.
+
+    Yields ``scorer_for(adapter)``, which loads ``adapter`` into the attached layers (an
+    :class:`~codecoop.training.adapter.AdapterSlot`) and returns its :class:`BlockScorer`; a
+    scorer is valid until the next ``scorer_for`` call. Figures equal :func:`block_scorer`'s.
+    """
+    blocks = _blocks(base, corpus, split, block_size, max_blocks)
+    with adapter_slot(base, spec) as slot:
+        yield lambda adapter: BlockScorer(base, slot.load(adapter), blocks, batch_size)
+
+
+def _blocks(base: BaseModel, corpus: CodeCorpus, split: Split, block_size: int, max_blocks: int | None) -> torch.Tensor:
+    blocks = corpus.blocks(split, base.tokenizer, block_size)
+    return blocks[:max_blocks] if max_blocks is not None else blocks
 
 
 @torch.no_grad()

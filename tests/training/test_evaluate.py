@@ -6,8 +6,18 @@ import math
 
 import pytest
 
-from codecoop.errors import TrainingError
-from codecoop.training import BaseModel, CodeCorpus, TrainConfig, block_scorer, evaluate, generate, train_lora
+from codecoop.errors import AdapterMismatch, TrainingError
+from codecoop.training import (
+    Adapter,
+    BaseModel,
+    CodeCorpus,
+    TrainConfig,
+    adapter_scorers,
+    block_scorer,
+    evaluate,
+    generate,
+    train_lora,
+)
 
 
 def test_metrics_are_consistent(tiny: BaseModel, corpus: CodeCorpus) -> None:
@@ -26,6 +36,32 @@ def test_block_scores_average_to_the_evaluated_loss(tiny: BaseModel, corpus: Cod
         reversed_order = score([9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
     assert losses.mean() == pytest.approx(full.loss, rel=1e-5)
     assert reversed_order[::-1] == pytest.approx(losses, rel=1e-5), "a block's score does not depend on its batch"
+
+
+def test_one_attachment_scores_each_loaded_adapter_as_its_own_attachment_would(tiny: BaseModel, corpus: CodeCorpus) -> None:
+    small = dict(steps=3, batch_size=2, seq_len=32, progress=False)
+    a = train_lora(tiny, corpus, TrainConfig(lr=5e-2, seed=1, **small))
+    b = train_lora(tiny, corpus, TrainConfig(lr=5e-2, seed=2, **small))
+    other_rank = train_lora(tiny, corpus, TrainConfig(lr=5e-2, seed=3, r=4, **small))
+    kw = dict(block_size=32, max_blocks=6, batch_size=4)
+    alone = {}
+    for name, adapter in (("a", a), ("b", b)):
+        with block_scorer(tiny, adapter, corpus, **kw) as score:
+            alone[name] = score(range(6))
+    assert abs(alone["a"] - alone["b"]).max() > 1e-4, "the two adapters must differ for this test to mean anything"
+    base_before = evaluate(tiny, None, corpus, block_size=32, max_blocks=6).loss
+
+    with adapter_scorers(tiny, a.lora, corpus, **kw) as scorer_for:
+        assert scorer_for(a)(range(6)) == pytest.approx(alone["a"], rel=1e-6)
+        # adapters still decode and fit-check against the base while its LoRA layers are attached
+        b = Adapter.from_bytes(b.to_bytes(), tiny)
+        assert scorer_for(b)(range(6)) == pytest.approx(alone["b"], rel=1e-6)
+        with pytest.raises(AdapterMismatch, match="layout"):
+            scorer_for(other_rank)
+        assert scorer_for(a)(range(6)) == pytest.approx(alone["a"], rel=1e-6), "a refused adapter leaves the slot usable"
+
+    assert not any("lora" in name for name, _ in tiny.model.named_modules()), "the LoRA layers are removed on exit"
+    assert evaluate(tiny, None, corpus, block_size=32, max_blocks=6).loss == pytest.approx(base_before, rel=1e-7)
 
 
 def test_fresh_adapter_changes_nothing(tiny: BaseModel, corpus: CodeCorpus) -> None:
