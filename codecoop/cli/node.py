@@ -104,4 +104,8 @@ def status(config: Path = CONFIG, overrides: list[str] = SET) -> None:
         for rid, e in sorted(journal.rounds.items())[-5:]:
             state = "skipped" if e.skipped else ("submitted " + e.trained_cid[:16] + "..." if e.trained_cid else "no update")
             table.add_row(f"journal round {rid}", f"{state}; ballot {'kept' if e.ballot else '-'}; aggregate {e.aggregate_cid[:16] + '...' if e.aggregate_cid else '-'}; done {e.done}")
+        delta = float(cfg["training.dp_delta"])
+        spent = journal.privacy_spent(delta)
+        if spent is not None:
+            table.add_row("privacy spent", f"epsilon {spent[0]:.2f} at delta {delta:g} over {spent[1]} released update(s)")
     console.print(table)

@@ -39,6 +39,7 @@ class RoundEntry:
     aggregate_error: str | None = None
     announced: bool = False
     done: bool = False
+    dp: dict[str, float] | None = None  # {"noise_multiplier", "delta"} of a differentially private update (docs/PRIVACY.md)
 
 
 class Journal:
@@ -70,6 +71,23 @@ class Journal:
         if round_id not in self.rounds:
             self.rounds[round_id] = RoundEntry(round_id)
         return self.rounds[round_id]
+
+    def privacy_spent(self, delta: float) -> tuple[float, int] | None:
+        """``(epsilon, rounds)`` at ``delta`` over every update this member released (stored for peers).
+
+        Rounds compose by Rényi DP (``codecoop.training.dp.PrivacyAccountant``); an update released
+        without DP makes epsilon infinite. ``None`` when no released update was private at all.
+        Updates stored but never registered (a closed submit window) count too: they were in the store.
+        """
+        released = [e for _, e in sorted(self.rounds.items()) if e.trained_cid is not None]
+        if not any(e.dp for e in released):
+            return None
+        from codecoop.training.dp import PrivacyAccountant
+
+        accountant = PrivacyAccountant(delta)
+        for e in released:
+            accountant.step(float(e.dp["noise_multiplier"]) if e.dp else 0.0)
+        return accountant.epsilon(), accountant.rounds
 
     def save(self) -> None:
         """Write the journal atomically and durably."""

@@ -416,8 +416,16 @@ class Node:
                 cid = self.store.put(blob)
                 self.store.pin(cid)
                 entry.trained_cid, entry.samples = cid, max(adapter.num_samples, 1)
+                dp = adapter.training.get("dp")
+                if dp:
+                    entry.dp = {"noise_multiplier": float(dp["noise_multiplier"]), "delta": float(dp["delta"])}
                 self.journal.save()
-            self._emit(r, "trained", f"own loss {base_loss:.4f} -> {loss:.4f} in {train_s:.1f} s", bytes=len(blob), **data)
+            message = f"own loss {base_loss:.4f} -> {loss:.4f} in {train_s:.1f} s"
+            spent = self.journal.privacy_spent(self.settings.train.dp_delta)
+            if spent is not None:
+                data["epsilon"], data["dp_rounds"] = spent
+                message += f"; privacy spent: epsilon {spent[0]:.2f} over {spent[1]} released update(s) at delta {self.settings.train.dp_delta:g}"
+            self._emit(r, "trained", message, bytes=len(blob), **data)
         with self._timed("publish"):
             self._register(info, entry)
 

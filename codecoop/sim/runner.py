@@ -48,6 +48,8 @@ class SimConfig:
     seed: int = 0
     workdir: str | None = None
     byzantine: tuple[str, ...] = ()  # "K:ATTACK" specs: the last K organisations attack (codecoop.sim.byzantine)
+    dp_clip_norm: float | None = None  # client-side DP of every update (codecoop.training.dp); None: off
+    dp_noise_multiplier: float = 0.0
 
     def __post_init__(self) -> None:
         if self.orgs < 2:
@@ -63,6 +65,7 @@ class SimConfig:
         return TrainConfig(
             r=self.r, alpha=2 * self.r, lr=self.lr, steps=self.steps, batch_size=self.batch_size,
             seq_len=self.seq_len, seed=self.seed, target_modules=self.target_modules, progress=False,
+            dp_clip_norm=self.dp_clip_norm, dp_noise_multiplier=self.dp_noise_multiplier,
         )
 
 
