@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -101,11 +102,19 @@ def status(config: Path = CONFIG, overrides: list[str] = SET) -> None:
     journal_path = cfg.folder / "journal.json"
     if journal_path.exists():
         journal = Journal(journal_path, deployment=d.addresses["RoundManager"])
-        for rid, e in sorted(journal.rounds.items())[-5:]:
-            state = "skipped" if e.skipped else ("submitted " + e.trained_cid[:16] + "..." if e.trained_cid else "no update")
-            table.add_row(f"journal round {rid}", f"{state}; ballot {'kept' if e.ballot else '-'}; aggregate {e.aggregate_cid[:16] + '...' if e.aggregate_cid else '-'}; done {e.done}")
-        delta = float(cfg["training.dp_delta"])
-        spent = journal.privacy_spent(delta)
-        if spent is not None:
-            table.add_row("privacy spent", f"epsilon {spent[0]:.2f} at delta {delta:g} over {spent[1]} released update(s)")
+        for row in journal_rows(journal, float(cfg["training.dp_delta"])):
+            table.add_row(*row)
     console.print(table)
+
+
+def journal_rows(journal: Any, delta: float, last: int = 5) -> list[tuple[str, str]]:
+    """``node status`` rows for the journal: its last rounds, and the privacy spent if any update was private."""
+    rows = []
+    for rid, e in sorted(journal.rounds.items())[-last:]:
+        state = "skipped" if e.skipped else ("submitted " + e.trained_cid[:16] + "..." if e.trained_cid else "no update")
+        rows.append((f"journal round {rid}", f"{state}; ballot {'kept' if e.ballot else '-'}; "
+                     f"aggregate {e.aggregate_cid[:16] + '...' if e.aggregate_cid else '-'}; done {e.done}"))
+    spent = journal.privacy_spent(delta)
+    if spent is not None:
+        rows.append(("privacy spent", f"epsilon {spent[0]:.2f} at delta {delta:g} over {spent[1]} released update(s)"))
+    return rows

@@ -44,3 +44,23 @@ def test_a_node_refuses_the_embedded_chain(tmp_path, capsys):
 def test_sim_refuses_a_single_organisation(capsys):
     assert main(["sim", "--orgs", "1"]) == 1
     assert "--orgs must be at least 2" in capsys.readouterr().err
+
+
+def test_node_status_shows_the_privacy_spent_by_the_journal(tmp_path):
+    from codecoop.cli.node import journal_rows
+    from codecoop.node.journal import Journal
+    from codecoop.training.dp import epsilon
+
+    journal = Journal(tmp_path / "journal.json", deployment="0xabc")
+    for r in (1, 2, 3):
+        e = journal.entry(r)
+        e.trained_cid = f"bafk{r}" * 4
+        e.dp = {"noise_multiplier": 1.0, "delta": 1e-5}
+    journal.entry(4).skipped = True  # released nothing
+    journal.save()
+    rows = dict(journal_rows(Journal(tmp_path / "journal.json", deployment="0xabc"), 1e-5))
+    assert rows["privacy spent"] == f"epsilon {epsilon(1.0, 3, 1e-5):.2f} at delta 1e-05 over 3 released update(s)"
+    assert rows["journal round 4"].startswith("skipped")
+    journal.entry(3).dp = None
+    assert "epsilon inf" in dict(journal_rows(journal, 1e-5))["privacy spent"]
+    assert "privacy spent" not in dict(journal_rows(Journal(tmp_path / "other.json", deployment="0xabc"), 1e-5))
