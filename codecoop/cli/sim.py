@@ -27,6 +27,8 @@ def sim(
     min_improvement: int = typer.Option(0, "--min-improvement", help="Selective update: submit only if the own loss improves by this many micro-nats."),
     seed: int = typer.Option(0, "--seed", help="Seed of partitioning and training."),
     byzantine: list[str] = typer.Option([], "--byzantine", help="K:ATTACK: the last K organisations run ATTACK (repeatable): sign-flip, scale100, noise, free-rider, free-rider-exact, plagiarist, plagiarist-exact, collude, liar."),
+    dp_clip_norm: float = typer.Option(0.0, "--dp-clip-norm", help="Differential privacy of every update: clip its change to this L2 norm (0: off; docs/PRIVACY.md)."),
+    dp_noise_multiplier: float = typer.Option(1.0, "--dp-noise-multiplier", help="With --dp-clip-norm: Gaussian noise of this many clip norms; each node reports the epsilon it has spent."),
     out: Path = typer.Option(Path("sim-report"), "--out", help="Folder for report.json and report.md."),
     processes: bool = typer.Option(False, "--processes", help="Run the multi-process devnet instead: a hardhat node, the IPFS daemon and one `codecoop node run` per organisation."),
     workdir: Optional[Path] = typer.Option(None, "--workdir", help="Keep stores and journals here (default: a temporary folder)."),
@@ -50,6 +52,8 @@ def sim(
       codecoop sim --processes --orgs 3 --rounds 1   # separate processes over libp2p, hardhat and IPFS
 
       codecoop sim --orgs 4 --byzantine 1:sign-flip --no-baselines   # one organisation poisons its updates
+
+      codecoop sim --dp-clip-norm 0.5   # differentially private updates (noise multiplier 1)
     """
     if processes:
         from codecoop.sim.devnet import DevnetConfig, run_devnet
@@ -66,6 +70,7 @@ def sim(
         orgs=orgs, rounds=rounds, strategy=strategy, model=model, partition=partition, steps=steps, lr=lr,
         data=tuple(str(d) for d in data), baselines=baselines, min_improvement_micro=min_improvement, seed=seed,
         workdir=str(workdir) if workdir else None, byzantine=tuple(byzantine),
+        dp_clip_norm=dp_clip_norm or None, dp_noise_multiplier=dp_noise_multiplier,
     )
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),

@@ -58,6 +58,10 @@ class SimConfig:
             raise ConfigError("--rounds must be at least 1")
         if self.steps < 1:
             raise ConfigError("--steps must be at least 1")
+        if self.dp_clip_norm is not None and not self.dp_clip_norm > 0:
+            raise ConfigError(f"--dp-clip-norm must be positive, got {self.dp_clip_norm} (0 turns differential privacy off)")
+        if not self.dp_noise_multiplier >= 0:
+            raise ConfigError(f"--dp-noise-multiplier must not be negative, got {self.dp_noise_multiplier}")
 
     def train_config(self) -> Any:
         from codecoop.training import TrainConfig

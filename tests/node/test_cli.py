@@ -64,3 +64,9 @@ def test_node_status_shows_the_privacy_spent_by_the_journal(tmp_path):
     journal.entry(3).dp = None
     assert "epsilon inf" in dict(journal_rows(journal, 1e-5))["privacy spent"]
     assert "privacy spent" not in dict(journal_rows(Journal(tmp_path / "other.json", deployment="0xabc"), 1e-5))
+
+
+def test_sim_refuses_a_negative_dp_clip_norm(capsys):
+    assert main(["sim", "--dp-clip-norm", "-1"]) == 1
+    err = capsys.readouterr().err
+    assert "--dp-clip-norm must be positive" in err and "Traceback" not in err
