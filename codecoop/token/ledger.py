@@ -2,7 +2,7 @@
 decisions, aggregates, reservations, mints, transfers, voting power, governance and releases.
 
 Nothing here trusts a node's own state: :meth:`Ledger.from_deployment` reads every log of the six
-contracts once (:mod:`codecoop.token.logs`) and folds them in chain order. Parameters that a round
+contracts once (:mod:`codecoop.chain.logs`) and folds them in chain order. Parameters that a round
 or a mint depends on (quorum, rewards, caps, epoch length) are taken from the setter events in
 effect at that point, so the ledger holds exactly what the contracts used. Records are filled while
 folding and are read-only afterwards.
@@ -23,7 +23,7 @@ from codecoop.chain.backend import Chain
 from codecoop.chain.cid import cid_from_bytes
 from codecoop.chain.clients import MemberStatus
 from codecoop.chain.deployment import Deployment
-from codecoop.token.logs import EventDecoder, LedgerEvent, read_logs
+from codecoop.chain.logs import EventDecoder, LedgerEvent, read_logs
 from codecoop.token.rewards import RewardRules, Vote
 
 __all__ = [

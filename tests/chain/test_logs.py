@@ -6,9 +6,9 @@ import tempfile
 
 from codecoop.audit.synthetic import SyntheticFederation
 from codecoop.chain.devtools import DevFederation
+from codecoop.chain.logs import _embedded_logs, _rpc_logs, read_logs
 from codecoop.chain.params import FederationParams
 from codecoop.storage import LocalStore
-from codecoop.token.logs import _embedded_logs, _rpc_logs, read_logs
 
 
 def test_the_fast_embedded_reader_equals_eth_getlogs_over_full_rounds():
