@@ -30,7 +30,7 @@ def print_event(event) -> None:
 def run(
     config: Path = CONFIG,
     overrides: list[str] = SET,
-    rounds: int = typer.Option(0, "--rounds", help="Exit once this many rounds are done (0: run until Ctrl-C)."),
+    rounds: int = typer.Option(0, "--rounds", help="Exit once this many rounds are done, a round already under way at start included (0: run until Ctrl-C)."),
 ) -> None:
     """Join the federation and take part in every round: train, publish, vote, finalize, aggregate, confirm, claim.
 
@@ -52,7 +52,7 @@ def run(
     node = live.node
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    first = node.d.rounds.current_round()
+    first = rounds_before(node.d.rounds)
 
     def done() -> bool:
         if stopping.is_set():
@@ -105,6 +105,20 @@ def status(config: Path = CONFIG, overrides: list[str] = SET) -> None:
         for row in journal_rows(journal, float(cfg["training.dp_delta"])):
             table.add_row(*row)
     console.print(table)
+
+
+def rounds_before(rounds: Any) -> int:
+    """The last round ``--rounds`` does not count: the current one if it is over (or none was opened), else the one before.
+
+    A round opened before the node got to read the chain (another member opens it as soon as this
+    node's join is mined) is still one of the rounds it takes part in.
+    """
+    from codecoop.chain import Phase
+
+    r = rounds.current_round()
+    if r == 0 or rounds.phase(r) in (Phase.COMPLETED, Phase.FAILED):
+        return r
+    return r - 1
 
 
 def journal_rows(journal: Any, delta: float, last: int = 5) -> list[tuple[str, str]]:

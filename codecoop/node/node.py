@@ -489,9 +489,17 @@ class Node:
         threshold = self.settings.approve_min_delta_micro / 1e6
         votes: dict[int, tuple[bool, int]] = {}
         updates = self.d.rounds.updates(r)
+        decoded: dict[str, Any] = {}
+
+        def load(u: Any) -> Any:
+            """A peer's adapter, fetched (CID verified) and decoded once for screening and evaluation."""
+            if u.cid not in decoded:
+                decoded[u.cid] = Adapter.from_bytes(self._fetch(u.cid, u.submitter), self.base)
+            return decoded[u.cid]
+
         # free rides, copies of earlier updates (own included) and updates unrelated to the own, before any forward pass
         screened = screen_round(
-            updates, lambda u: Adapter.from_bytes(self._fetch(u.cid, u.submitter), self.base).tensors, info.base_cid,
+            updates, lambda u: load(u).tensors, info.base_cid,
             glob.tensors, min_change=self.settings.min_update_change, copy_distance=self.settings.copy_distance,
             reference=self.address, min_agreement=self.settings.min_agreement,
         )
@@ -506,7 +514,7 @@ class Node:
                 reason = ""
                 delta = blocks = 0
                 try:
-                    adapter = Adapter.from_bytes(self._fetch(u.cid, u.submitter), self.base)
+                    adapter = load(u)
                     if (adapter.lora.r, adapter.lora.alpha, adapter.lora.target_modules) != (
                         glob.lora.r, glob.lora.alpha, glob.lora.target_modules,
                     ):

@@ -70,3 +70,27 @@ def test_sim_refuses_a_negative_dp_clip_norm(capsys):
     assert main(["sim", "--dp-clip-norm", "-1"]) == 1
     err = capsys.readouterr().err
     assert "--dp-clip-norm must be positive" in err and "Traceback" not in err
+
+
+def test_node_run_rounds_count_a_round_already_under_way():
+    # `node run --rounds N` read the current round at start as already done: a round the devnet
+    # opened between the node's join and that read was never counted, and the node ran on forever
+    from codecoop.chain import Phase
+    from codecoop.cli.node import rounds_before
+
+    class Rounds:
+        def __init__(self, current, phase):
+            self.current, self.p = current, phase
+
+        def current_round(self):
+            return self.current
+
+        def phase(self, r):
+            assert r == self.current
+            return self.p
+
+    assert rounds_before(Rounds(0, None)) == 0
+    assert rounds_before(Rounds(1, Phase.SUBMIT)) == 0
+    assert rounds_before(Rounds(3, Phase.CONFIRM)) == 2
+    assert rounds_before(Rounds(3, Phase.COMPLETED)) == 3
+    assert rounds_before(Rounds(3, Phase.FAILED)) == 3
