@@ -70,7 +70,7 @@ def sim(
         orgs=orgs, rounds=rounds, strategy=strategy, model=model, partition=partition, steps=steps, lr=lr,
         data=tuple(str(d) for d in data), baselines=baselines, min_improvement_micro=min_improvement, seed=seed,
         workdir=str(workdir) if workdir else None, byzantine=tuple(byzantine),
-        dp_clip_norm=dp_clip_norm or None, dp_noise_multiplier=dp_noise_multiplier,
+        dp_clip_norm=dp_clip_norm or None, dp_noise_multiplier=dp_noise_multiplier if dp_clip_norm else 0.0,
     )
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),

@@ -69,3 +69,14 @@ def test_the_report_is_written_as_json_and_markdown(finished, tmp_path):
     data = json.loads(json_path.read_text())
     assert data["improved"] is True and len(data["rounds"]) == 2
     assert "| round | outcome |" in md_path.read_text()
+
+
+def test_the_sim_command_runs_with_its_defaults(tmp_path, capsys):
+    # the README's main job is `codecoop sim` with every default; this runs the same command line,
+    # shortened only by the options a user would pass to try it quickly
+    from codecoop.cli import main
+
+    assert main(["sim", "--orgs", "2", "--rounds", "1", "--steps", "2", "--no-baselines", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "round 1" in out.lower()
+    assert json.loads((tmp_path / "report.json").read_text())["rounds"][0]["outcome"] == "completed"
