@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from codecoop.audit.run import audit_deployment
 from codecoop.chain import connect
 from codecoop.chain.clients import MemberStatus
 from codecoop.chain.devtools import DevFederation
-from codecoop.paths import repo_root
+from codecoop.chain.hardhat import HardhatNode
 
 from .conftest import PARAMS
 from .flows import PASSWORD, PASSWORD_ENV, Cli, parameter_change_flow
@@ -23,22 +22,17 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("npx") is None, reason="needs Node.js for the hardhat node"),
 ]
 
-URL = "http://127.0.0.1:8546"
-
 
 @pytest.fixture(scope="module")
-def hardhat() -> Iterator[str]:
-    """A hardhat node on port 8546 (its config is hardhat.config.js at the repository root)."""
-    proc = subprocess.Popen(
-        ["npx", "hardhat", "node", "--hostname", "127.0.0.1", "--port", "8546"],
-        cwd=repo_root(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        connect(URL, timeout=60.0)
-        yield URL
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+def hardhat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A hardhat node on a free port (its config is hardhat.config.js at the repository root).
+
+    ``HardhatNode`` stops the whole process group: terminating ``npx`` alone left the hardhat node
+    it started running, and a later run on the same fixed port talked to that stale node.
+    """
+    with HardhatNode(log_path=tmp_path_factory.mktemp("hardhat-cli-node") / "node.log") as node:
+        connect(node.url, timeout=60.0)
+        yield node.url
 
 
 @pytest.fixture(scope="module")
