@@ -28,6 +28,7 @@ from typing import Any
 
 from codecoop.errors import CodecoopError, ToolchainError
 from codecoop.paths import repo_root
+from codecoop.storage.local import process_alive
 
 __all__ = ["Devnet", "DevnetConfig", "DevnetResult", "run_devnet"]
 
@@ -230,9 +231,9 @@ class Devnet:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and process_alive(pid):
             time.sleep(0.2)
-        if _alive(pid):
+        if process_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
         self.log("IPFS daemon stopped")
@@ -367,16 +368,6 @@ class Devnet:
         if self._tmp is not None and not os.environ.get("CODECOOP_KEEP_DEVNET"):
             self._tmp.cleanup()
             self._tmp = None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_devnet(cfg: DevnetConfig, log: Callable[[str], None] = print) -> DevnetResult:

@@ -117,7 +117,7 @@ class LocalStore:
         """
         for part in self._tmp.glob("*.part"):
             pid = part.name.split("-", 1)[0]
-            if pid.isdigit() and not _process_alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 part.unlink(missing_ok=True)
         keep = set(self.pins())
         removed = 0
@@ -192,7 +192,8 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one owned by another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
