@@ -515,9 +515,7 @@ class Node:
                 delta = blocks = 0
                 try:
                     adapter = load(u)
-                    if (adapter.lora.r, adapter.lora.alpha, adapter.lora.target_modules) != (
-                        glob.lora.r, glob.lora.alpha, glob.lora.target_modules,
-                    ):
+                    if not adapter.lora.same_layout(glob.lora):
                         raise AdapterMismatch(f"LoRA shape {adapter.lora} differs from the global model's {glob.lora}")
                     norm = update_norm(Update(u.cid, adapter.tensors, 1), glob.tensors)
                     if norm > self.settings.max_update_norm:

@@ -331,9 +331,8 @@ class AdapterSlot:
 
     def load(self, adapter: Adapter) -> Any:
         """Put ``adapter`` into the slot; the peft model (in eval mode), ready for forward passes."""
-        got, want = adapter.lora, self.spec
-        if (got.r, got.alpha, tuple(got.target_modules)) != (want.r, want.alpha, tuple(want.target_modules)):
-            raise AdapterMismatch(f"adapter LoRA layout {got} differs from the slot's {want}")
+        if not adapter.lora.same_layout(self.spec):
+            raise AdapterMismatch(f"adapter LoRA layout {adapter.lora} differs from the slot's {self.spec}")
         adapter.check_fits(self.base)
         _load_state(self.model, adapter, self.base)
         return self.model

@@ -111,6 +111,11 @@ class LoraSpec:
         targets = cfg.target_modules or default_target_modules(architecture)
         return cls(cfg.r, cfg.alpha, cfg.dropout, tuple(sorted(targets)))
 
+    def same_layout(self, other: LoraSpec) -> bool:
+        """Whether ``other`` has this rank, alpha and target modules: what shapes an adapter's tensors
+        and scales its output (dropout changes training only)."""
+        return (self.r, self.alpha, tuple(self.target_modules)) == (other.r, other.alpha, tuple(other.target_modules))
+
     @property
     def scaling(self) -> float:
         """LoRA's output scale alpha / r."""

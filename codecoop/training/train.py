@@ -82,7 +82,7 @@ def train_lora(
     spec = LoraSpec.for_base(cfg, base.architecture)
     if start is not None:
         start.check_fits(base)
-        if (start.lora.r, start.lora.alpha, start.lora.target_modules) != (spec.r, spec.alpha, spec.target_modules):
+        if not start.lora.same_layout(spec):
             raise AdapterMismatch(
                 f"the starting adapter has LoRA r={start.lora.r}, alpha={start.lora.alpha}, targets {list(start.lora.target_modules)}; "
                 f"the config asks for r={spec.r}, alpha={spec.alpha}, targets {list(spec.target_modules)}"
