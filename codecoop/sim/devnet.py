@@ -56,6 +56,8 @@ class DevnetConfig:
     workdir: str | None = None
     confirmations: int = 2
     poll_interval: float = 1.0
+    #: Selective update threshold of every node (micro-nats; ``None``: the node configuration's default).
+    min_improvement_micro: int | None = None
 
 
 @dataclass(frozen=True)
@@ -266,7 +268,10 @@ class Devnet:
         out = open(folder / "node.log", "a")
         self._logs.append(out)
         codecoop = str(Path(sys.executable).with_name("codecoop"))
-        sets = ["training.steps=" + str(self.cfg.steps), f"node.poll_interval={self.cfg.poll_interval}", "evaluation.max_blocks=16", *overrides]
+        sets = ["training.steps=" + str(self.cfg.steps), f"node.poll_interval={self.cfg.poll_interval}", "evaluation.max_blocks=16"]
+        if self.cfg.min_improvement_micro is not None:
+            sets.append(f"node.min_improvement={self.cfg.min_improvement_micro}")
+        sets += overrides
         proc = subprocess.Popen(
             [codecoop, "node", "run", "--config", str(folder / "node.toml"), "--rounds", str(rounds), *(a for s in sets for a in ("--set", s))],
             cwd=folder, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

@@ -331,7 +331,7 @@ def test_a_reset_chain_stops_the_nodes_with_a_clear_error_and_the_stale_deployme
     cfg = _config(tmp_path, 2, orgs=2)
     with Devnet(cfg, log=print) as net:
         for i in range(cfg.orgs):
-            net.start_node(i)
+            net.start_node(i, overrides=EVERYONE_SUBMITS)  # the wait below needs both submissions, whatever training gives
         net.wait_joined(cfg.orgs)
         r = net.open_round()
         old = net.deployment.addresses["RoundManager"]
