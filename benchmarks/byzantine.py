@@ -40,7 +40,7 @@ from typing import Any
 from _common import machine, print_table, print_targets, target, write_results
 
 from codecoop.sim import Hooks, SimConfig, Simulation
-from codecoop.sim.byzantine import ATTACKS, ByzantineNode, byzantine_outcome
+from codecoop.sim.byzantine import ATTACKS, byzantine_outcome
 
 QUICK_ATTACKS = ("sign-flip", "free-rider", "plagiarist", "collude")
 #: The attacks issue 9 names (the ``-exact`` variants are the same attacks without perturbation).
@@ -78,7 +78,7 @@ def _cosines(sim: Any, attackers: set[str]) -> dict[str, float | None]:
         base = node.global_adapter(sim.deployment.rounds.round(rep.round).base_cid).tensors
         changes = []
         for u in sim.deployment.rounds.updates(rep.round):
-            tensors = Adapter.from_bytes(node._fetch(u.cid, u.submitter), sim.base).tensors
+            tensors = Adapter.from_bytes(node.member.fetch(u.cid, u.submitter), sim.base).tensors
             per_factor = {}
             for factor in ("lora_A", "lora_B"):
                 flat = torch.cat([(tensors[n] - base[n]).double().reshape(-1) for n in sorted(base) if f".{factor}." in n])
@@ -103,7 +103,7 @@ def run(orgs: int, k: int, attack: str | None, *, rounds: int, steps: int, eval_
     try:
         report = sim.run()
         out = byzantine_outcome(sim)
-        attackers = {o.node.address for o in sim.orgs if isinstance(o.node, ByzantineNode)}
+        attackers = {o.node.address for o in sim.orgs if o.name in out.attacks}
         refusals: Counter[str] = Counter()
         honest_votes_on_attackers = 0
         for o in sim.orgs:

@@ -52,18 +52,18 @@ def run(
     node = live.node
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    first = rounds_before(node.d.rounds)
+    first = rounds_before(node.deployment.rounds)
 
     def done() -> bool:
         if stopping.is_set():
             return True
         if not rounds:
             return False
-        r = node.d.rounds.current_round()
+        r = node.deployment.rounds.current_round()
         if r - first < rounds:
             return False
         entry = node.journal.rounds.get(r)
-        return node.d.rounds.phase(r) in (Phase.COMPLETED, Phase.FAILED) and entry is not None and entry.done
+        return node.deployment.rounds.phase(r) in (Phase.COMPLETED, Phase.FAILED) and entry is not None and entry.done
 
     console.print(f"node {node.address} running on {cfg['chain.url']} (store {cfg['store.api']}); Ctrl-C to stop")
     try:

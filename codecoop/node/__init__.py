@@ -1,6 +1,8 @@
 """The participant node: the round state machine that ties chain, store, transport, training and aggregation.
 
-* :class:`Node` — one organisation's side of every round (:meth:`Node.step`, :meth:`Node.run`).
+* :class:`Node` — one organisation's side of every round (:meth:`Node.step`, :meth:`Node.run`): the round
+  driver, which runs a :mod:`~codecoop.node.trainer`, a :mod:`~codecoop.node.judge` and an
+  :mod:`~codecoop.node.aggregator` (:class:`Parts`) over one :class:`~codecoop.node.member.Member`.
 * :mod:`~codecoop.node.config` — the node's TOML configuration, validated with errors naming the key.
 * :mod:`~codecoop.node.journal` — the small local journal that makes a restart safe.
 * :mod:`~codecoop.node.transport` — in-process and libp2p transports.
@@ -16,6 +18,11 @@ from typing import Any
 __all__ = [
     "Node",
     "NodeSettings",
+    "Parts",
+    "Member",
+    "LoraTrainer",
+    "HeldOutJudge",
+    "StrategyAggregator",
     "NodeEvent",
     "NodeConfig",
     "load_config",
@@ -30,9 +37,14 @@ __all__ = [
 _WHERE = {
     "Node": "node",
     "NodeSettings": "node",
-    "NodeEvent": "node",
-    "initial_adapter": "node",
-    "global_bytes": "node",
+    "Parts": "node",
+    "Member": "member",
+    "NodeEvent": "member",
+    "initial_adapter": "member",
+    "LoraTrainer": "trainer",
+    "HeldOutJudge": "judge",
+    "StrategyAggregator": "aggregator",
+    "global_bytes": "aggregator",
     "NodeConfig": "config",
     "load_config": "config",
     "Journal": "journal",

@@ -1,11 +1,11 @@
 """Byzantine organisations for ``codecoop sim --byzantine K:ATTACK``: attacks around the real node.
 
-Every attacker is a subclass of the real :class:`~codecoop.node.node.Node` that overrides only
-what its attack changes: what it submits (:meth:`ByzantineNode._train_and_submit`) or how it votes
-(:meth:`~codecoop.node.node.Node.judge`). Everything else (joining, the chain's phases, commit and
-reveal, finalize, aggregation, confirmation, claims) is the honest state machine, so an attacker
-is exactly as capable as a member running modified software, and the honest members stay the
-real, unmodified :class:`Node`.
+Every attacker is the real :class:`~codecoop.node.node.Node` round driver with one or two of its
+parts replaced through :class:`~codecoop.node.node.Parts`: an attacking trainer (what it submits)
+or a lying or colluding judge (how it votes). Everything else (joining, the chain's phases, commit
+and reveal, finalize, aggregation, confirmation, claims) is the honest driver, so an attacker is
+exactly as capable as a member running modified software, and the honest members run the
+unmodified parts.
 
 Attacks (``ATTACKS``):
 
@@ -45,13 +45,19 @@ from typing import Any
 
 from codecoop.errors import ConfigError
 from codecoop.node.journal import RoundEntry
-from codecoop.node.node import Node
+from codecoop.node.judge import HeldOutJudge, Votes, record_vote
+from codecoop.node.member import Member
+from codecoop.node.node import Node, Parts
+from codecoop.node.trainer import LoraTrainer, Submission
 
 __all__ = [
     "ATTACKS",
     "POISONING",
     "ByzantineSpec",
-    "ByzantineNode",
+    "Attack",
+    "AttackTrainer",
+    "ColludingJudge",
+    "LyingJudge",
     "Cabal",
     "parse_byzantine",
     "assign_attacks",
@@ -130,33 +136,41 @@ def _delta(tensors: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any
     return {k: tensors[k] - base[k] for k in sorted(tensors)}
 
 
-class ByzantineNode(Node):
-    """A member running modified software: the honest node with one behaviour replaced.
+class AttackTrainer:
+    """A trainer running modified software: it crafts the update its attack submits.
 
     Parameters
     ----------
-    cabal:
-        Shared by the attackers of one simulation (colluders read each other's addresses from it).
+    member:
+        The node's shared :class:`~codecoop.node.member.Member`.
     seed:
         Seeds the attacker's own random perturbations (one stream per organisation).
-    **node_args:
-        Everything :class:`~codecoop.node.node.Node` takes.
     """
 
     attack = "honest"
-    #: Whether the attacker's own submissions are bad (everything but the liar's).
-    poisons = True
 
-    def __init__(self, *, cabal: Cabal, seed: int, **node_args: Any):
-        super().__init__(**node_args)
-        self.cabal = cabal
+    def __init__(self, member: Member, *, seed: int):
+        self.member = member
         self.seed = seed
-        cabal.members.add(self.address)
+        self.honest = LoraTrainer(member)
 
-    # ------------------------------------------------------------------ crafting an update
     def craft(self, info: Any) -> tuple[str, int] | None:
         """Store the attacker's update of round ``info`` and return ``(cid, nSamples)``; ``None``: not yet."""
         raise NotImplementedError
+
+    def update(self, info: Any) -> Submission | None:
+        began = time.perf_counter()
+        crafted = self.craft(info)
+        if crafted is None:
+            return None
+        cid, samples = crafted
+        return Submission(cid, samples, "crafted", f"[{self.attack}] crafted update {cid[:20]}...",
+                          data={"attack": self.attack, "seconds": time.perf_counter() - began})
+
+    def _trained(self, info: Any) -> Any:
+        """The round's honest update (as the honest trainer would train it), for attacks that start from one."""
+        with self.member.timed("train"):
+            return self.honest.train(info)
 
     def _noise(self, round_id: int, like: Mapping[str, Any], norm: float) -> dict[str, Any]:
         """Seeded Gaussian noise shaped like ``like``, scaled to L2 norm ``norm``."""
@@ -167,15 +181,6 @@ class ByzantineNode(Node):
         scale = norm / max(_tensor_norm(noise), 1e-30)
         return {k: v * scale for k, v in noise.items()}
 
-    def _honest(self, info: Any) -> Any:
-        """Train the round's honest update (as :class:`Node` would), for attacks that start from one."""
-        from codecoop.training import train_lora
-
-        with self._timed("train"):
-            start = self.global_adapter(info.base_cid)
-            self._emit(info.round, "training", f"[{self.attack}] training {self.settings.train.steps} steps")
-            return train_lora(self.base, self.corpus, self.settings.train, start=start, on_step=self.on_train_step)
-
     def _store(self, adapter_like: Any, tensors: Mapping[str, Any]) -> tuple[str, int]:
         from codecoop.training import Adapter
 
@@ -183,45 +188,15 @@ class ByzantineNode(Node):
             dict(tensors), adapter_like.base_model_id, adapter_like.base_weights_hash, adapter_like.lora,
             dict(adapter_like.training),
         )
-        cid = self.store.put(adapter.to_bytes())
-        self.store.pin(cid)
-        return cid, max(adapter.num_samples, 1)
-
-    # ------------------------------------------------------------------ the node's submit step, replaced
-    def _submit_phase(self, info: Any, entry: RoundEntry) -> bool:
-        part = self.d.rounds.participation(info.round, self.address)
-        if part.own_update is None and entry.trained_cid is None and not entry.skipped:
-            return self._craft_and_submit(info, entry)
-        return super()._submit_phase(info, entry)
-
-    def _train_and_submit(self, info: Any, entry: RoundEntry) -> None:
-        if entry.trained_cid is None:
-            self._craft_and_submit(info, entry)
-        else:
-            with self._timed("publish"):
-                self._register(info, entry)
-
-    def _craft_and_submit(self, info: Any, entry: RoundEntry) -> bool:
-        began = time.perf_counter()
-        crafted = self.craft(info)
-        if crafted is None:
-            return False
-        entry.trained_cid, entry.samples = crafted
-        entry.base_cid = info.base_cid
-        self.journal.save()
-        self._emit(info.round, "crafted", f"[{self.attack}] crafted update {entry.trained_cid[:20]}...",
-                   attack=self.attack, seconds=time.perf_counter() - began)
-        with self._timed("publish"):
-            self._register(info, entry)
-        return True
+        return self.member.put(adapter.to_bytes()), max(adapter.num_samples, 1)
 
 
-class SignFlip(ByzantineNode):
+class SignFlip(AttackTrainer):
     attack = "sign-flip"
 
     def craft(self, info: Any) -> tuple[str, int]:
-        trained = self._honest(info)
-        base = self.global_adapter(info.base_cid).tensors
+        trained = self._trained(info)
+        base = self.member.global_adapter(info.base_cid).tensors
         # Flipping both LoRA factors would leave their product's second-order term as trained (on
         # tiny it often still helped); flipping lora_B's change reverses the product's change exactly
         # while lora_B starts at zero (the first round) and its lora_B part after.
@@ -229,60 +204,62 @@ class SignFlip(ByzantineNode):
         return self._store(trained, flipped)
 
 
-class Scale100(ByzantineNode):
+class Scale100(AttackTrainer):
     attack = "scale100"
 
     def craft(self, info: Any) -> tuple[str, int]:
-        trained = self._honest(info)
-        base = self.global_adapter(info.base_cid).tensors
+        trained = self._trained(info)
+        base = self.member.global_adapter(info.base_cid).tensors
         return self._store(trained, {k: base[k] + 100.0 * d for k, d in _delta(trained.tensors, base).items()})
 
 
-class Noise(ByzantineNode):
+class Noise(AttackTrainer):
     attack = "noise"
 
     def craft(self, info: Any) -> tuple[str, int]:
-        trained = self._honest(info)
-        base = self.global_adapter(info.base_cid).tensors
+        trained = self._trained(info)
+        base = self.member.global_adapter(info.base_cid).tensors
         noise = self._noise(info.round, base, _tensor_norm(_delta(trained.tensors, base)))
         return self._store(trained, {k: base[k] + noise[k] for k in base})
 
 
-class FreeRider(ByzantineNode):
+class FreeRider(AttackTrainer):
     attack = "free-rider"
 
     def craft(self, info: Any) -> tuple[str, int]:
-        glob = self.global_adapter(info.base_cid)
-        noise = self._noise(info.round, glob.tensors, FREE_RIDER_SCALE * _tensor_norm(glob.tensors))
-        return self._store(glob, {k: glob.tensors[k] + noise[k] for k in glob.tensors})
+        current = self.member.global_adapter(info.base_cid)
+        noise = self._noise(info.round, current.tensors, FREE_RIDER_SCALE * _tensor_norm(current.tensors))
+        return self._store(current, {k: current.tensors[k] + noise[k] for k in current.tensors})
 
 
-class FreeRiderExact(ByzantineNode):
+class FreeRiderExact(AttackTrainer):
     attack = "free-rider-exact"
 
     def craft(self, info: Any) -> tuple[str, int]:
-        glob = self.global_adapter(info.base_cid)  # also puts a stored base in the own store
+        m = self.member
+        current = m.global_adapter(info.base_cid)  # also puts a stored base in the own store
         if info.base_cid is not None:
-            return info.base_cid, max(self.corpus.stats.train_tokens // max(self.settings.train.seq_len, 1), 1)
-        return self._store(glob, glob.tensors)
+            return info.base_cid, max(m.corpus.stats.train_tokens // max(m.settings.train.seq_len, 1), 1)
+        return self._store(current, current.tensors)
 
 
-class Plagiarist(ByzantineNode):
+class Plagiarist(AttackTrainer):
     attack = "plagiarist"
     exact = False
 
     def craft(self, info: Any) -> tuple[str, int] | None:
         from codecoop.training import Adapter
 
-        others = [u for u in self.d.rounds.updates(info.round) if u.submitter != self.address]
+        m = self.member
+        others = [u for u in m.deployment.rounds.updates(info.round) if u.submitter != m.address]
         if not others:
             return None  # nothing to copy yet: wait for the first honest submission
         victim = others[0]
-        adapter = Adapter.from_bytes(self._fetch(victim.cid, victim.submitter), self.base)
+        adapter = Adapter.from_bytes(m.fetch(victim.cid, victim.submitter), m.base)
         samples = max(adapter.num_samples, 1)
         if self.exact:
             return victim.cid, samples
-        base = self.global_adapter(info.base_cid).tensors
+        base = m.global_adapter(info.base_cid).tensors
         delta = _delta(adapter.tensors, base)
         noise = self._noise(info.round, base, PLAGIARIST_SCALE * _tensor_norm(delta))
         return self._store(adapter, {k: adapter.tensors[k] + noise[k] for k in adapter.tensors})
@@ -293,57 +270,74 @@ class PlagiaristExact(Plagiarist):
     exact = True
 
 
-class Collude(SignFlip):
-    attack = "collude"
+class ColludingJudge:
+    """Approves every colluder's update with the largest ``lossDelta`` and rejects every honest one."""
 
-    def judge(self, info: Any, entry: RoundEntry) -> dict[int, tuple[bool, int]]:
-        votes: dict[int, tuple[bool, int]] = {}
-        for u in self.d.rounds.updates(info.round):
-            if u.submitter == self.address:
+    def __init__(self, member: Member, *, cabal: Cabal):
+        self.member = member
+        self.cabal = cabal
+        cabal.members.add(member.address)
+
+    def votes(self, info: Any, entry: RoundEntry) -> Votes:
+        votes: Votes = {}
+        for u in self.member.deployment.rounds.updates(info.round):
+            if u.submitter == self.member.address:
                 continue
             ally = u.submitter in self.cabal.members
             votes[u.update_id] = (ally, COLLUDER_DELTA if ally else -COLLUDER_DELTA)
-            entry.votes[str(u.update_id)] = {"approve": ally, "delta": votes[u.update_id][1],
-                                             "reason": "collusion", "submitter": u.submitter}
+            record_vote(entry, u, ally, votes[u.update_id][1], "collusion")
         return votes
 
 
-class Liar(ByzantineNode):
-    attack = "liar"
-    poisons = False
+class LyingJudge(HeldOutJudge):
+    """Judges honestly, then votes the opposite: approves what it finds harmful with the negated ``lossDelta``."""
 
-    def _submit_phase(self, info: Any, entry: RoundEntry) -> bool:
-        return Node._submit_phase(self, info, entry)
-
-    def _train_and_submit(self, info: Any, entry: RoundEntry) -> None:
-        Node._train_and_submit(self, info, entry)
-
-    def judge(self, info: Any, entry: RoundEntry) -> dict[int, tuple[bool, int]]:
-        honest = super().judge(info, entry)
+    def votes(self, info: Any, entry: RoundEntry) -> Votes:
+        honest = super().votes(info, entry)
         votes = {uid: (not approve, -delta) for uid, (approve, delta) in honest.items()}
         for uid, (approve, delta) in votes.items():
             entry.votes[str(uid)].update(approve=approve, delta=delta, reason="lie: the opposite of its own judgement")
         return votes
 
 
-_CLASSES: dict[str, type[ByzantineNode]] = {
-    c.attack: c for c in (SignFlip, Scale100, Noise, FreeRider, FreeRiderExact, Plagiarist, PlagiaristExact, Collude, Liar)
+@dataclass(frozen=True)
+class Attack:
+    """An attack as the parts it replaces; ``poisons``: whether the attacker's own submissions are bad."""
+
+    trainer: type[AttackTrainer] | None = None
+    judge: str | None = None  # "collude" or "lie"
+    poisons: bool = True
+
+    def parts(self, cabal: Cabal, seed: int) -> Parts:
+        """The node parts of one attacker (the honest ones where the attack changes nothing)."""
+        honest = Parts()
+        trainer = functools.partial(self.trainer, seed=seed) if self.trainer else honest.trainer
+        judge: Callable[[Member], Any] = {
+            None: honest.judge, "collude": functools.partial(ColludingJudge, cabal=cabal), "lie": LyingJudge,
+        }[self.judge]
+        return Parts(trainer=trainer, judge=judge)
+
+
+_ATTACKS: dict[str, Attack] = {
+    **{c.attack: Attack(c) for c in (SignFlip, Scale100, Noise, FreeRider, FreeRiderExact, Plagiarist, PlagiaristExact)},
+    "collude": Attack(SignFlip, judge="collude"),
+    "liar": Attack(judge="lie", poisons=False),
 }
 #: Every attack ``--byzantine`` knows.
-ATTACKS: tuple[str, ...] = tuple(_CLASSES)
+ATTACKS: tuple[str, ...] = tuple(_ATTACKS)
 #: Attacks whose own submissions are bad (must never be accepted).
-POISONING: frozenset[str] = frozenset(a for a, c in _CLASSES.items() if c.poisons)
+POISONING: frozenset[str] = frozenset(a for a, c in _ATTACKS.items() if c.poisons)
 
 
 def node_factories(specs: Sequence[ByzantineSpec], orgs: int, seed: int) -> list[Callable[..., Node]]:
-    """One node constructor per organisation: :class:`Node` for the honest, an attack class for the rest.
+    """One node constructor per organisation: the honest :class:`Node` or one with an attack's parts.
 
     Each takes :class:`Node`'s keyword arguments.
     """
     cabal = Cabal()
     out: list[Callable[..., Node]] = []
     for i, attack in enumerate(assign_attacks(specs, orgs)):
-        out.append(Node if attack is None else functools.partial(_CLASSES[attack], cabal=cabal, seed=seed * 1_000 + i))
+        out.append(Node if attack is None else functools.partial(Node, parts=_ATTACKS[attack].parts(cabal, seed * 1_000 + i)))
     return out
 
 
@@ -382,7 +376,9 @@ class ByzantineOutcome:
 
 def byzantine_outcome(sim: Any) -> ByzantineOutcome:
     """Count, from ``sim``'s chain and report, poisoned updates accepted and tokens per organisation."""
-    attacks = {o.name: o.node.attack for o in sim.orgs if isinstance(o.node, ByzantineNode)}
+    n = len(sim.orgs)
+    assigned = assign_attacks(parse_byzantine(sim.config.byzantine, n), n)
+    attacks = {o.name: attack for o, attack in zip(sim.orgs, assigned) if attack is not None}
     by_address = {o.node.address: o.name for o in sim.orgs}
     rounds = sim.deployment.rounds
     counts = {"ps": 0, "pa": 0, "hs": 0, "ha": 0}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from codecoop.chain import Phase
@@ -15,13 +17,17 @@ class Killed(BaseException):
     """Stands for SIGKILL: escapes every handler, and the node object is thrown away."""
 
 
-def _restart(old: Node) -> Node:
-    """A fresh node on the same key, chain, store and journal file: only what is on disk survives."""
+def _restart(old: Node, **settings) -> Node:
+    """A fresh node on the same key, chain, store and journal file: only what is on disk survives.
+
+    ``settings`` replace node settings of the new node.
+    """
+    m = old.member
     return Node(
-        name=old.name, account=old.account, deployment=old.d, store=old.store, transport=old.transport,
-        base=old.base, corpus=old.corpus, settings=old.settings,
-        journal=Journal(old.journal.path, deployment=old.journal.deployment),
-        on_event=old.on_event, on_train_step=old.on_train_step,
+        name=m.name, account=m.account, deployment=m.deployment, store=m.store, transport=m.transport,
+        base=m.base, corpus=m.corpus, settings=dataclasses.replace(m.settings, **settings),
+        journal=Journal(m.journal.path, deployment=m.journal.deployment),
+        on_event=m.on_event, on_train_step=m.on_train_step,
     )
 
 
@@ -44,6 +50,10 @@ def test_a_node_killed_after_every_step_finishes_the_round_with_one_submission_a
                        workdir=str(tmp_path))
     sim = Simulation(config, Hooks(on_event=on_event))
     sim.setup()
+    # ... and screening lets every update through (a 3-step update can point away from another's), so that
+    # some update is accepted and the round has a confirm window to be killed in
+    for o in sim.orgs:
+        o.node = _restart(o.node, min_agreement=-1.0, copy_distance=0.0, min_update_change=0.0)
     victim = sim.orgs[1]
     r = sim.open_round()
     kills = 0

@@ -12,7 +12,7 @@ import functools
 import pytest
 
 from codecoop.errors import ConfigError
-from codecoop.node import Node
+from codecoop.node import Node, Parts
 from codecoop.sim import Hooks, SimConfig, Simulation
 from codecoop.sim.byzantine import ATTACKS, POISONING, ByzantineSpec, assign_attacks, byzantine_outcome, node_factories, parse_byzantine
 
@@ -40,9 +40,12 @@ def test_the_last_organisations_attack_in_spec_order_and_the_rest_run_the_real_n
     assert assign_attacks(specs, 7) == [None, None, None, None, "noise", "collude", "collude"]
     factories = node_factories(specs, 7, seed=0)
     assert factories[:4] == [Node] * 4
-    assert all(isinstance(f, functools.partial) and issubclass(f.func, Node) for f in factories[4:])
+    # attackers run the real round driver with replaced parts
+    assert all(isinstance(f, functools.partial) and f.func is Node for f in factories[4:])
+    parts = [f.keywords["parts"] for f in factories[4:]]
+    assert parts[0].judge is Parts().judge and parts[0].trainer is not Parts().trainer
     # colluders share one cabal
-    assert factories[5].keywords["cabal"] is factories[6].keywords["cabal"]
+    assert parts[1].judge.keywords["cabal"] is parts[2].judge.keywords["cabal"]
 
 
 def test_every_attack_but_the_liar_poisons_its_own_update():

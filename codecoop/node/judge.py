@@ -1,0 +1,115 @@
+"""The judge: the part of a node that screens and scores peers' updates and decides its votes.
+
+The round driver asks its judge for the ballot of a round once the commit window opens; the judge
+returns ``{update id: (approve, lossDelta in micro-nats)}`` for every other member's update and
+writes its reasons into the round's journal entry (``entry.votes``). A lying or colluding judge
+(``codecoop.sim.byzantine``) is another implementation of the same interface.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any, Protocol
+
+from codecoop.chain.clients import RoundInfo
+from codecoop.errors import AdapterMismatch, StorageError, TensorFormatError
+from codecoop.node.journal import RoundEntry
+from codecoop.node.member import VERSION_0, Member
+
+__all__ = ["Judge", "Votes", "HeldOutJudge", "record_vote"]
+
+#: ``{update id: (approve, lossDelta)}``, lossDelta in micro-nats.
+Votes = dict[int, tuple[bool, int]]
+
+
+class Judge(Protocol):
+    """Decides this member's votes on the other members' updates of a round."""
+
+    def votes(self, info: RoundInfo, entry: RoundEntry) -> Votes:
+        """The ballot of round ``info``; each vote's reason is recorded in ``entry.votes``."""
+        ...
+
+
+def record_vote(entry: RoundEntry, update: Any, approve: bool, delta: int, reason: str, **extra: Any) -> None:
+    """Write one vote and its reason into the round's journal entry (what ``node status`` and reports show)."""
+    entry.votes[str(update.update_id)] = {"approve": approve, "delta": delta, "reason": reason, "submitter": update.submitter, **extra}
+
+
+class HeldOutJudge:
+    """The honest judge: screening, then a sequential paired test on the member's own held-out code.
+
+    Free rides, copies and updates unrelated to the own are refused before any forward pass
+    (``codecoop.node.screening``); the rest are scored block by block against the base's per-block
+    losses and approved when the mean loss delta reaches ``approve_min_delta``
+    (``codecoop.node.evaluation``).
+    """
+
+    def __init__(self, member: Member):
+        self.member = member
+
+    def votes(self, info: RoundInfo, entry: RoundEntry) -> Votes:
+        from codecoop.aggregation import Update, update_norm
+        from codecoop.node.evaluation import SequentialTest, block_order, paired_delta
+        from codecoop.node.screening import ScreeningError, screen_round
+        from codecoop.training import Adapter
+
+        m, s = self.member, self.member.settings
+        current = m.global_adapter(info.base_cid)
+        base_losses = m.own_losses(current, info.base_cid or VERSION_0)
+        test = SequentialTest(z=s.eval_early_stop_z, min_blocks=s.eval_min_blocks)
+        order = block_order(len(base_losses))
+        threshold = s.approve_min_delta_micro / 1e6
+        votes: Votes = {}
+        updates = m.deployment.rounds.updates(info.round)
+        decoded: dict[str, Any] = {}
+
+        def load(u: Any) -> Any:
+            """A peer's adapter, fetched (CID verified) and decoded once for screening and evaluation."""
+            if u.cid not in decoded:
+                decoded[u.cid] = Adapter.from_bytes(m.fetch(u.cid, u.submitter), m.base)
+            return decoded[u.cid]
+
+        # free rides, copies of earlier updates (own included) and updates unrelated to the own, before any forward pass
+        screened = screen_round(
+            updates, lambda u: load(u).tensors, info.base_cid,
+            current.tensors, min_change=s.min_update_change, copy_distance=s.copy_distance,
+            reference=m.address, min_agreement=s.min_agreement,
+        )  # fmt: skip
+        # LoRA layers are attached once, on the first update that reaches evaluation, and every
+        # peer's tensors are loaded into them in turn (a fresh attach per peer cost about a third
+        # of the judging time on tiny)
+        with contextlib.ExitStack() as layers:
+            scorer_for = None
+            for u in updates:
+                if u.submitter == m.address:
+                    continue
+                reason = ""
+                delta = blocks = 0
+                try:
+                    adapter = load(u)
+                    if not adapter.lora.same_layout(current.lora):
+                        raise AdapterMismatch(f"LoRA shape {adapter.lora} differs from the global model's {current.lora}")
+                    norm = update_norm(Update(u.cid, adapter.tensors, 1), current.tensors)
+                    if norm > s.max_update_norm:
+                        raise AdapterMismatch(f"distance {norm:.1f} from the base exceeds the bound {s.max_update_norm}")
+                    if u.update_id in screened:
+                        raise screened[u.update_id]
+                    with m.timed("evaluate"):
+                        if scorer_for is None:
+                            scorer_for = layers.enter_context(m.scorers(current.lora))
+                        verdict = paired_delta(base_losses, scorer_for(adapter), threshold, test, order)
+                    blocks = verdict.blocks
+                    if not math.isfinite(verdict.delta):
+                        raise AdapterMismatch("it gives a non-finite loss on this node's held-out data")
+                    delta = round(verdict.delta * 1e6)
+                    approve = delta >= s.approve_min_delta_micro
+                    if not approve:
+                        reason = f"loss delta {delta} micro-nats on own data"
+                except (AdapterMismatch, TensorFormatError, StorageError, ScreeningError) as exc:
+                    approve, reason = False, f"refused: {exc}"
+                votes[u.update_id] = (approve, delta)
+                record_vote(entry, u, approve, delta, reason, blocks=blocks)
+            with m.timed("evaluate"):
+                layers.close()
+        return votes
