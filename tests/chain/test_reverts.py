@@ -52,3 +52,7 @@ def test_the_abis_custom_errors_include_openzeppelins_inherited_ones():
 def test_a_revert_class_is_one_shared_contract_revert_subclass():
     assert reverts.WrongPhase is reverts.revert_class("WrongPhase")
     assert issubclass(reverts.WrongPhase, ContractRevert) and reverts.WrongPhase.__name__ == "WrongPhase"
+
+
+def test_every_hint_is_for_a_custom_error_of_the_abis():
+    assert set(reverts.HINTS) <= reverts.known_errors()
