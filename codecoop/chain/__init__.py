@@ -11,6 +11,8 @@ from typing import Any
 __all__ = [
     "connect",
     "Chain",
+    "EmbeddedChain",
+    "RpcChain",
     "TxResult",
     "EMBEDDED",
     "deploy",
@@ -35,6 +37,8 @@ __all__ = [
 _WHERE = {
     "connect": "backend",
     "Chain": "backend",
+    "EmbeddedChain": "backends.embedded",
+    "RpcChain": "backends.rpc",
     "TxResult": "backend",
     "EMBEDDED": "backend",
     "deploy": "deployment",
