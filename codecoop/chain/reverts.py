@@ -84,9 +84,12 @@ def __getattr__(name: str) -> type[ContractRevert]:
     if name[:1].isupper():
         try:
             known = known_errors()
-        except ToolchainError:
-            # a node attached to a deployment record may have no compiler; its ABIs registered the names
-            known = frozenset()
+        except ToolchainError as exc:
+            # a node attached to a deployment record may have no compiler: its record's ABIs registered the names
+            raise AttributeError(
+                f"{name} is no custom error of the loaded deployment's ABIs, and the contracts cannot be compiled "
+                f"to look further ({exc})"
+            ) from None
         if name in known:
             return revert_class(name)
         raise AttributeError(f"{name} is no custom error of the contract suite's ABIs (misspelled? see contracts/)")

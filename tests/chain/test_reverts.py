@@ -56,3 +56,18 @@ def test_a_revert_class_is_one_shared_contract_revert_subclass():
 
 def test_every_hint_is_for_a_custom_error_of_the_abis():
     assert set(reverts.HINTS) <= reverts.known_errors()
+
+
+def test_without_a_compiler_the_names_come_from_the_abis_a_decoder_was_built_from(tmp_path, monkeypatch):
+    from codecoop.chain.compile import compile_contracts
+
+    monkeypatch.setenv("CODECOOP_NODE_MODULES", str(tmp_path))  # no solc, no OpenZeppelin
+    monkeypatch.setattr(reverts, "_compiled", None)
+    compile_contracts.cache_clear()
+    try:
+        reverts.RevertDecoder([("Record", [{"type": "error", "name": "OnlyInTheRecord", "inputs": []}])])
+        assert issubclass(reverts.OnlyInTheRecord, ContractRevert)
+        with pytest.raises(AttributeError, match="cannot be compiled"):
+            reverts.NeitherHereNorThere  # noqa: B018
+    finally:
+        compile_contracts.cache_clear()
