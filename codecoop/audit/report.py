@@ -12,10 +12,9 @@ import io
 from typing import Any
 
 from codecoop.audit.ledger import AuditReport
+from codecoop.chain.units import to_tokens
 
 __all__ = ["render_html", "plots"]
-
-UNIT = 10**18
 
 
 def _png(fig: Any) -> str:
@@ -40,15 +39,15 @@ def plots(report: AuditReport) -> dict[str, str]:
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for a in holders:
-        ax.plot(epochs, [e.balances.get(a, 0) / UNIT for e in report.epochs], marker=".", label=a[:10])
+        ax.plot(epochs, [to_tokens(e.balances.get(a, 0)) for e in report.epochs], marker=".", label=a[:10])
     ax.set(xlabel="epoch", ylabel=f"{report.token_symbol} held at epoch end", title="Tokens per member")
     if 0 < len(holders) <= 12:
         ax.legend(fontsize=7, ncol=2)
     out["Tokens per member over epochs"] = _png(fig)
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.bar(epochs, [e.minted / UNIT for e in report.epochs], label="minted")
-    ax.step(epochs, [e.epoch_cap / UNIT for e in report.epochs], where="mid", color="red", label="epoch cap")
+    ax.bar(epochs, [to_tokens(e.minted) for e in report.epochs], label="minted")
+    ax.step(epochs, [to_tokens(e.epoch_cap) for e in report.epochs], where="mid", color="red", label="epoch cap")
     ax.set(xlabel="epoch", ylabel=report.token_symbol, title="Issuance against the cap")
     ax.legend(fontsize=8)
     out["Issuance against the cap"] = _png(fig)

@@ -1,34 +1,38 @@
-"""Chain backends: the embedded eth-tester chain (default) or any Ethereum JSON-RPC endpoint.
+"""The chain interface: :class:`Chain`, implemented by one module per backend in :mod:`codecoop.chain.backends`.
 
-Everything above this module uses :class:`Chain` and never knows which backend it has. Transactions
-are always signed locally (nodes hold their keys in encrypted keystores) and sent raw; a revert
-becomes the typed exception of its custom error.
+Everything above this module uses :class:`Chain` and never knows which backend it has (embedded
+eth-tester or JSON-RPC). Transactions are always signed locally (nodes hold their keys in encrypted
+keystores) and sent raw; a revert becomes the typed exception of its custom error.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-import time
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address as _checksum
 from web3 import Web3
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError, TimeExhausted
 
 from codecoop.chain.reverts import RevertDecoder
 from codecoop.errors import ChainError, ContractMissing
 
-__all__ = ["Chain", "TxResult", "connect", "EMBEDDED"]
+__all__ = ["EMBEDDED", "Chain", "RawLog", "TxResult", "connect"]
 
 EMBEDDED = "embedded"
 #: Gas headroom over the estimate: calls into other contracts may need more than the estimate (EIP-150).
 GAS_MARGIN = 1.25
 #: Gas limit of every transaction on the embedded chain (below its block gas limit; unused gas is refunded).
 EMBEDDED_GAS = 12_000_000
+#: Blocks per ``eth_getLogs`` request (public nodes refuse much larger ranges).
+RPC_RANGE = 5_000
 
 
 @dataclass(frozen=True)
@@ -41,20 +45,41 @@ class TxResult:
     receipt: Any
 
 
-class Chain:
-    """A connection to one chain, with helpers for dev chains (funding, mining, time travel).
+@dataclass(frozen=True)
+class RawLog:
+    """One log as the chain stores it, with its position (block, transaction, log index)."""
 
-    ``preflight`` (embedded chain only): run every transaction as a call first, so a revert raises
-    before anything is mined. A builder of synthetic histories that knows its transactions succeed
-    may turn it off to halve the EVM work; a revert is then still raised, from the mined receipt.
+    address: str
+    topics: tuple[bytes, ...]
+    data: bytes
+    block: int
+    tx_index: int
+    log_index: int
+    tx_hash: str
+
+
+@lru_cache(maxsize=4096)
+def to_checksum_address(address: str | bytes) -> str:
+    """Checksum form of an address; cached because a federation has few addresses and each costs a keccak."""
+    return _checksum(address)
+
+
+class Chain(ABC):
+    """A connection to one chain: signed transactions, calls, log reads and dev-chain helpers.
+
+    Two backends implement it, one module each: :class:`~codecoop.chain.backends.embedded.EmbeddedChain`
+    (an in-process eth-tester chain) and :class:`~codecoop.chain.backends.rpc.RpcChain` (any Ethereum
+    JSON-RPC endpoint). A backend supplies what differs: dev accounts, mining, the clock, snapshots,
+    the gas limit of a transaction and the fastest way to read logs; everything else lives here.
     """
 
-    def __init__(self, w3: Web3, *, url: str, tester: Any = None, timeout: float = 120.0):
+    #: Whether the chain lives inside this process (and ends with it).
+    embedded: bool = False
+
+    def __init__(self, w3: Web3, *, url: str, timeout: float = 120.0):
         self.w3 = w3
         self.url = url
-        self.tester = tester
         self.timeout = timeout
-        self.preflight = True
         self.decoder = RevertDecoder([])
         self._chain_id: int | None = None
 
@@ -69,18 +94,9 @@ class Chain:
     def block_number(self) -> int:
         return self.w3.eth.block_number
 
-    @property
-    def embedded(self) -> bool:
-        return self.tester is not None
-
+    @abstractmethod
     def is_dev(self) -> bool:
         """Whether this chain has unlocked, funded dev accounts (eth-tester, hardhat, anvil)."""
-        if self.tester is not None:
-            return True
-        try:
-            return bool(self.w3.eth.accounts)
-        except Exception:
-            return False
 
     # ------------------------------------------------------------------ dev-chain helpers
     def fund(self, address: str, ether: float = 100.0) -> None:
@@ -101,40 +117,50 @@ class Chain:
 
     def mine(self, blocks: int = 1) -> None:
         """Mine ``blocks`` empty blocks (dev chains)."""
-        if blocks <= 0:
-            return
-        if self.tester is not None:
-            self.tester.mine_blocks(blocks)
-        else:
-            self._dev_rpc("hardhat_mine", [hex(blocks)])
+        if blocks > 0:
+            self._mine(blocks)
 
     def mine_to(self, block: int) -> None:
         """Mine until the chain's head is ``block``."""
         self.mine(block - self.block_number)
 
+    @abstractmethod
+    def _mine(self, blocks: int) -> None:
+        """Mine ``blocks`` (at least one) empty blocks."""
+
+    @abstractmethod
     def time_travel(self, seconds: int) -> None:
         """Move the chain's clock forward and mine a block (dev chains)."""
-        if self.tester is not None:
-            now = self.w3.eth.get_block("latest")["timestamp"]
-            self.tester.time_travel(now + seconds)
-        else:
-            self._dev_rpc("evm_increaseTime", [seconds])
-            self._dev_rpc("evm_mine", [])
 
+    @abstractmethod
     def snapshot(self) -> Any:
-        return self.tester.take_snapshot() if self.tester is not None else self._dev_rpc("evm_snapshot", [])
+        """An id of the chain's current state, for :meth:`revert_to` (dev chains)."""
 
+    @abstractmethod
     def revert_to(self, snapshot: Any) -> None:
-        if self.tester is not None:
-            self.tester.revert_to_snapshot(snapshot)
-        else:
-            self._dev_rpc("evm_revert", [snapshot])
+        """Return the chain to the state of ``snapshot`` (dev chains)."""
 
-    def _dev_rpc(self, method: str, params: list) -> Any:
-        response = self.w3.provider.make_request(method, params)
-        if "error" in response:
-            raise ChainError(f"{self.url} does not support {method} (a dev-chain call): {response['error']}")
-        return response.get("result")
+    # ------------------------------------------------------------------ logs
+    def read_logs(self, addresses: Iterable[str], first: int, last: int) -> list[RawLog]:
+        """Every log of ``addresses`` in blocks ``[first, last]``, in chain order, by ``eth_getLogs`` in ranges."""
+        wanted = sorted({to_checksum_address(a) for a in addresses})
+        out: list[RawLog] = []
+        for start in range(first, last + 1, RPC_RANGE):
+            end = min(start + RPC_RANGE - 1, last)
+            for log in self.w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": wanted}):
+                out.append(
+                    RawLog(
+                        to_checksum_address(log["address"]),
+                        tuple(bytes(t) for t in log["topics"]),
+                        bytes(log["data"]),
+                        log["blockNumber"],
+                        log["transactionIndex"],
+                        log["logIndex"],
+                        "0x" + bytes(log["transactionHash"]).hex(),
+                    )
+                )
+        out.sort(key=lambda r: (r.block, r.tx_index, r.log_index))
+        return out
 
     # ------------------------------------------------------------------ transactions
     def transact(self, fn: Any, account: LocalAccount, *, gas: int | None = None, value: int = 0) -> TxResult:
@@ -173,22 +199,9 @@ class Chain:
         """Call a view function; reverts become typed exceptions."""
         return self._guard(lambda: fn.call(block_identifier=block))
 
+    @abstractmethod
     def _gas_for(self, tx: dict[str, Any]) -> int:
-        """Gas limit for ``tx``; a revert surfaces here as its typed exception, before anything is sent.
-
-        eth-tester estimates by binary search (a dozen executions); on the embedded chain one
-        preflight call finds reverts and a generous fixed limit is used (unused gas is not charged).
-        """
-        call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
-        if self.tester is not None:
-            if not self.preflight:
-                return EMBEDDED_GAS
-            # "pending": the next block, where the transaction will run (a window may close in between)
-            self._guard(lambda: self.w3.eth.call({**call, "gas": EMBEDDED_GAS}, block_identifier="pending"))
-            return EMBEDDED_GAS
-        estimate = self._guard(lambda: self.w3.eth.estimate_gas(call))
-        limit = self.w3.eth.get_block("latest")["gasLimit"]
-        return min(int(estimate * GAS_MARGIN) + 10_000, limit)
+        """Gas limit for ``tx``; a revert surfaces here as its typed exception, before anything is sent."""
 
     def _replay_failure(self, tx: dict, receipt: Any) -> None:
         call = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}
@@ -217,6 +230,11 @@ class Chain:
             if data is not None:
                 raise self.decoder.decode(data, fallback=str(exc)) from None
             raise
+
+
+def _call_fields(tx: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a built transaction that a call or a gas estimate takes."""
+    return {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
 
 
 def _revert_data(exc: Exception) -> str | None:
@@ -260,21 +278,9 @@ def connect(url: str = EMBEDDED, *, timeout: float = 120.0) -> Chain:
         When a JSON-RPC URL does not answer within ``timeout`` seconds.
     """
     if url == EMBEDDED:
-        from eth_tester import EthereumTester, PyEVMBackend
-        from web3 import EthereumTesterProvider
+        from codecoop.chain.backends.embedded import EmbeddedChain
 
-        tester = EthereumTester(PyEVMBackend())
-        return Chain(Web3(EthereumTesterProvider(tester)), url=url, tester=tester, timeout=timeout)
-    if not url.startswith(("http://", "https://")):
-        raise ChainError(f"chain URL {url!r} is neither 'embedded' nor an http(s) JSON-RPC URL")
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": min(timeout, 30.0)}))
-    deadline = time.monotonic() + min(timeout, 10.0)
-    while True:
-        try:
-            w3.eth.chain_id
-            break
-        except Exception as exc:
-            if time.monotonic() > deadline:
-                raise ChainError(f"no Ethereum JSON-RPC node answers at {url} ({exc}); start one (scripts/devnet.sh) or fix the URL") from None
-            time.sleep(0.25)
-    return Chain(w3, url=url, timeout=timeout)
+        return EmbeddedChain.start(timeout=timeout)
+    from codecoop.chain.backends.rpc import RpcChain
+
+    return RpcChain.open(url, timeout=timeout)

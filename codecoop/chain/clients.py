@@ -36,6 +36,7 @@ __all__ = [
     "VersionInfo",
     "CharterInfo",
     "RoundParams",
+    "UpdateSubmitted",
     "ContractClient",
     "TokenClient",
     "MembersClient",
@@ -87,6 +88,26 @@ def _cid_of(codec: int, digest: bytes) -> str | None:
 
 def _ids(mask: int) -> tuple[int, ...]:
     return tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
+
+
+def _by_name(params: Sequence[Mapping[str, Any]], values: Sequence[Any]) -> dict[str, Any]:
+    """ABI values keyed by their ABI names, structs (also in arrays) as nested dicts."""
+    if len(params) != len(values):
+        raise ValueError(f"{len(values)} values for the {len(params)} ABI parameters {[p['name'] for p in params]}")
+    return {p["name"]: _by_name_value(p, v) for p, v in zip(params, values)}
+
+
+def _by_name_value(param: Mapping[str, Any], value: Any) -> Any:
+    if param["type"] == "tuple":
+        return _by_name(param["components"], value)
+    if param["type"].startswith("tuple["):
+        return [_by_name(param["components"], v) for v in value]
+    return value
+
+
+def _snake(name: str) -> str:
+    """``submitWindow`` as ``submit_window``."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
 @dataclass(frozen=True)
@@ -200,6 +221,19 @@ class UpdateInfo:
 
 
 @dataclass(frozen=True)
+class UpdateSubmitted:
+    """An ``UpdateSubmitted`` event: a member registered its update (with its training sample count)."""
+
+    round: int
+    update_id: int
+    submitter: str
+    cid: str
+    n_samples: int
+    meta_cid: str | None
+    block: int
+
+
+@dataclass(frozen=True)
 class Participation:
     voted_ids: tuple[int, ...]
     approved_ids: tuple[int, ...]
@@ -271,12 +305,22 @@ class ContractClient:
         self.chain = chain
         self.address = address
         self.contract = chain.w3.eth.contract(address=address, abi=abi)
+        self._outputs = {item["name"]: item["outputs"] for item in abi if item.get("type") == "function"}
 
     def _send(self, account: LocalAccount, fn: str, *args: Any, gas: int | None = None) -> TxResult:
         return self.chain.transact(self.contract.functions[fn](*args), account, gas=gas)
 
     def _call(self, fn: str, *args: Any) -> Any:
         return self.chain.call(self.contract.functions[fn](*args))
+
+    def _read(self, fn: str, *args: Any) -> dict[str, Any]:
+        """A view's result keyed by ABI name: a lone struct by its fields, several return values by their names."""
+        outputs = self._outputs[fn]
+        result = self._call(fn, *args)
+        if len(outputs) == 1:
+            value = _by_name_value(outputs[0], result)
+            return value if isinstance(value, dict) else {outputs[0]["name"]: value}
+        return _by_name(outputs, result)
 
     def encode(self, fn: str, *args: Any) -> bytes:
         """Calldata for ``fn(*args)`` (for governance proposals)."""
@@ -362,8 +406,8 @@ class MembersClient(ContractClient):
         return self._call("isActive", account)
 
     def member(self, account: str) -> MemberInfo:
-        status, peer_id, addrs, meta = self._call("memberOf", account)
-        return MemberInfo(account, MemberStatus(status), peer_id, tuple(addrs), _opt_cid(meta))
+        m = self._read("memberOf", account)
+        return MemberInfo(account, MemberStatus(m["status"]), m["peerId"], tuple(m["multiaddrs"]), _opt_cid(m["metaCid"]))
 
     def all_members(self) -> list[str]:
         return list(self._call("allMembers"))
@@ -447,41 +491,71 @@ class RoundsClient(ContractClient):
         return Phase(self._call("phase", round_id))
 
     def round(self, round_id: int) -> RoundInfo:
-        r = self._call("getRound", round_id)
+        r = self._read("getRound", round_id)
         return RoundInfo(
             round=round_id,
             phase=self.phase(round_id),
-            submit_end=r[0],
-            commit_end=r[1],
-            reveal_end=r[2],
-            confirm_end=r[3],
-            accepted_ids=_ids(r[4]),
-            update_count=r[5],
-            revealed_count=r[6],
-            epoch=r[10],
-            confirmations=r[12],
-            quorum_bps=r[13],
-            max_updates=r[14],
-            reward_bound=r[15],
-            submit_reward=r[16],
-            voter_reward=r[17],
-            requested=r[18],
-            granted=r[19],
-            base_cid=_cid_of(r[8], r[20]),
-            global_cid=_cid_of(r[9], r[21]),
+            submit_end=r["submitEnd"],
+            commit_end=r["commitEnd"],
+            reveal_end=r["revealEnd"],
+            confirm_end=r["confirmEnd"],
+            accepted_ids=_ids(r["acceptedMask"]),
+            update_count=r["updateCount"],
+            revealed_count=r["revealedCount"],
+            epoch=r["epoch"],
+            confirmations=r["confirmations"],
+            quorum_bps=r["quorumBps"],
+            max_updates=r["maxUpdates"],
+            reward_bound=r["rewardBound"],
+            submit_reward=r["submitReward"],
+            voter_reward=r["voterReward"],
+            requested=r["requested"],
+            granted=r["granted"],
+            base_cid=_cid_of(r["baseCodec"], r["baseDigest"]),
+            global_cid=_cid_of(r["globalCodec"], r["globalDigest"]),
         )
 
     def update(self, round_id: int, update_id: int) -> UpdateInfo:
-        u, cid = self._call("getUpdate", round_id, update_id)
-        return UpdateInfo(round_id, update_id, u[0], cid_from_bytes(cid), u[1], u[2], u[3])
+        got = self._read("getUpdate", round_id, update_id)
+        u = got["update"]
+        return UpdateInfo(
+            round_id, update_id, u["submitter"], cid_from_bytes(got["cid"]), u["approvals"], u["rejections"], u["approvedDeltaSum"]
+        )
 
     def updates(self, round_id: int) -> list[UpdateInfo]:
-        return [self.update(round_id, i) for i in range(self._call("getRound", round_id)[5])]
+        return [self.update(round_id, i) for i in range(self._read("getRound", round_id)["updateCount"])]
+
+    def submitted_updates(self, round_id: int, from_block: int = 0, *, submitter: str | None = None) -> list[UpdateSubmitted]:
+        """The round's ``UpdateSubmitted`` events since ``from_block`` (a deployment's block), oldest first."""
+        filters = {"round": round_id} if submitter is None else {"round": round_id, "submitter": submitter}
+        return [
+            UpdateSubmitted(
+                round=e.args["round"],
+                update_id=e.args["updateId"],
+                submitter=e.args["submitter"],
+                cid=cid_from_bytes(e.args["cid"]),
+                n_samples=e.args["nSamples"],
+                meta_cid=_opt_cid(e.args["metaCid"]),
+                block=e.block,
+            )
+            for e in self.events("UpdateSubmitted", from_block, **filters)
+        ]
+
+    def sample_counts(self, round_id: int, from_block: int = 0) -> dict[int, int]:
+        """``{update id: training samples}`` of the round's updates, as their submitters declared them."""
+        return {u.update_id: u.n_samples for u in self.submitted_updates(round_id, from_block)}
+
+    def committed_voters(self, round_id: int, from_block: int = 0) -> list[str]:
+        """The members that committed a ballot in the round, in commit order."""
+        return [e.args["voter"] for e in self.events("VotesCommitted", from_block, round=round_id)]
 
     def participation(self, round_id: int, member: str) -> Participation:
-        voted, approved, own, revealed, confirmed, claimed = self._call("participationOf", round_id, member)
+        p = self._read("participationOf", round_id, member)
+        own = p["ownUpdate"]
         committed = self._call("commitmentOf", round_id, member) != b"\x00" * 32
-        return Participation(_ids(voted), _ids(approved), own - 1 if own else None, committed, revealed, confirmed, claimed)
+        return Participation(
+            _ids(p["voted"]), _ids(p["approved"]), own - 1 if own else None, committed, p["revealed"], p["confirmed"], p["claimed"]
+        )
 
     def entitlement(self, round_id: int, member: str) -> int:
         return self._call("entitlement", round_id, member)
@@ -490,7 +564,7 @@ class RoundsClient(ContractClient):
         return _opt_cid(self._call("currentBase"))
 
     def params(self) -> RoundParams:
-        return RoundParams(*self._call("params"))
+        return RoundParams(**{_snake(k): v for k, v in self._read("params").items()})
 
     def aggregation_strategy(self) -> str:
         return self._call("aggregationStrategy")
@@ -500,18 +574,18 @@ class ModelsClient(ContractClient):
     name = "ModelRegistry"
 
     def charter(self) -> CharterInfo:
-        cid, model, weights = self._call("charter")
-        return CharterInfo(cid_from_bytes(cid), model, "0x" + bytes(weights).hex())
+        c = self._read("charter")
+        return CharterInfo(cid_from_bytes(c["cid"]), c["baseModelId"], "0x" + bytes(c["baseWeightsHash"]).hex())
 
     def version_count(self) -> int:
         return self._call("versionCount")
 
     def version(self, version_id: int) -> VersionInfo:
-        return _version(version_id, self._call("version", version_id))
+        return _version(version_id, self._read("version", version_id))
 
     def version_by_tag(self, tag: str) -> VersionInfo:
-        version_id, v = self._call("versionByTag", tag)
-        return _version(version_id, v)
+        found = self._read("versionByTag", tag)
+        return _version(found["id"], found["v"])
 
     def versions(self) -> list[VersionInfo]:
         return [self.version(i) for i in range(1, self.version_count() + 1)]
@@ -520,9 +594,8 @@ class ModelsClient(ContractClient):
         return self._call("minImprovementBps")
 
 
-def _version(version_id: int, v: Sequence[Any]) -> VersionInfo:
-    tag, cid, parent, metrics, model = v
-    return VersionInfo(version_id, tag, cid_from_bytes(cid), parent, _opt_cid(metrics), model)
+def _version(version_id: int, v: Mapping[str, Any]) -> VersionInfo:
+    return VersionInfo(version_id, v["tag"], cid_from_bytes(v["cid"]), v["parent"], _opt_cid(v["metricsCid"]), v["baseModelId"])
 
 
 class TimelockClient(ContractClient):
@@ -576,7 +649,8 @@ class GovernorClient(ContractClient):
 
     def votes(self, proposal_id: int) -> tuple[int, int, int]:
         """(against, for, abstain)."""
-        return tuple(self._call("proposalVotes", proposal_id))
+        v = self._read("proposalVotes", proposal_id)
+        return v["againstVotes"], v["forVotes"], v["abstainVotes"]
 
     def quorum(self, timepoint: int) -> int:
         return self._call("quorum", timepoint)

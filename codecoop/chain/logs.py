@@ -1,9 +1,8 @@
 """Read and decode every event of a deployment in one pass, fast enough for thousands of rounds.
 
-An auditor rebuilds the ledger from events alone, so it reads every log of the six contracts once.
-Over JSON-RPC that is ``eth_getLogs`` in block ranges. On the embedded chain it reads the blocks'
-receipts straight from py-evm: eth-tester's own ``eth_getLogs`` finds each receipt by scanning every
-block for the transaction, which is quadratic in the chain's length (minutes for 1,000 rounds).
+An auditor rebuilds the ledger from events alone, so it reads every log of the six contracts once,
+by :meth:`Chain.read_logs`: ``eth_getLogs`` in block ranges over JSON-RPC, py-evm's receipts
+directly on the embedded chain (:mod:`codecoop.chain.backends.embedded`).
 
 Decoding uses the deployment's ABIs directly (topic0 to event) rather than one web3 filter per
 event name, so each log is decoded once whatever its contract.
@@ -11,42 +10,17 @@ event name, so each log is decoded once whatever its contract.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_utils import event_abi_to_log_topic
-from eth_utils import to_checksum_address as _checksum
 
-from codecoop.chain.backend import Chain
+from codecoop.chain.backend import Chain, RawLog, to_checksum_address
 from codecoop.chain.clients import Event
 
 __all__ = ["RawLog", "LedgerEvent", "read_logs", "EventDecoder"]
-
-#: Blocks per ``eth_getLogs`` request (public nodes refuse much larger ranges).
-RPC_RANGE = 5_000
-
-
-@lru_cache(maxsize=4096)
-def to_checksum_address(address: str | bytes) -> str:
-    """Checksum form of an address; cached because a federation has few addresses and each costs a keccak."""
-    return _checksum(address)
-
-
-@dataclass(frozen=True)
-class RawLog:
-    """One log as the chain stores it, with its position (block, transaction, log index)."""
-
-    address: str
-    topics: tuple[bytes, ...]
-    data: bytes
-    block: int
-    tx_index: int
-    log_index: int
-    tx_hash: str
 
 
 @dataclass(frozen=True)
@@ -58,84 +32,9 @@ class LedgerEvent(Event):
 
 
 def read_logs(chain: Chain, addresses: Iterable[str], from_block: int = 0, to_block: int | None = None) -> list[RawLog]:
-    """Every log emitted by ``addresses`` in ``[from_block, to_block]``, in chain order."""
-    wanted = {to_checksum_address(a) for a in addresses}
+    """Every log emitted by ``addresses`` in ``[from_block, to_block]``, in chain order (the backend's fastest way)."""
     last = chain.block_number if to_block is None else to_block
-    if chain.embedded:
-        return _embedded_logs(chain, wanted, from_block, last)
-    return _rpc_logs(chain, wanted, from_block, last)
-
-
-def _embedded_logs(chain: Chain, wanted: set[str], first: int, last: int) -> list[RawLog]:
-    """Logs straight from py-evm's database (eth-tester's eth_getLogs walks every block slowly).
-
-    Most blocks of a federation's chain are empty (windows are mined through), so only the two
-    trie roots are read from each raw header; a block with transactions has its receipts decoded
-    as plain RLP and its transactions hashed (the hash is the keccak of the trie value), never
-    decoded into objects. Typed receipts (EIP-2718) carry their type byte before the RLP list.
-    """
-    import rlp
-    from eth.constants import BLANK_ROOT_HASH
-    from eth_utils import keccak
-
-    chaindb = chain.tester.backend.chain.chaindb
-    db = chaindb.db
-    wanted_raw = {bytes.fromhex(a[2:]) for a in wanted}
-    out: list[RawLog] = []
-    for number in range(first, last + 1):
-        header = rlp.decode_lazy(db[chaindb.get_canonical_block_hash(number)])
-        receipts_root = header[_RECEIPTS_ROOT]
-        if receipts_root == BLANK_ROOT_HASH:
-            continue
-        hashes = [keccak(raw) for raw in _trie_values(db, header[_TRANSACTIONS_ROOT])]
-        index = 0
-        for tx_index, raw in enumerate(_trie_values(db, receipts_root)):
-            _status, _gas, _bloom, logs = rlp.decode(raw[1:] if raw[0] < 0x80 else raw)
-            for address, topics, data in logs:
-                if address in wanted_raw:
-                    out.append(
-                        RawLog(to_checksum_address(address), tuple(topics), data, number, tx_index, index, "0x" + hashes[tx_index].hex())
-                    )
-                index += 1
-    return out
-
-
-#: Positions in an RLP block header: parentHash, ommersHash, coinbase, stateRoot, transactionsRoot, receiptsRoot, ...
-_TRANSACTIONS_ROOT, _RECEIPTS_ROOT = 4, 5
-
-
-def _trie_values(db: Any, root: bytes) -> Iterator[bytes]:
-    """The values of a block's transaction or receipt trie, in index order."""
-    import rlp
-    from trie import HexaryTrie
-
-    trie = HexaryTrie(db=db, root_hash=root)
-    for i in itertools.count():
-        value = trie[rlp.encode(i)]
-        if value == b"":
-            return
-        yield value
-
-
-def _rpc_logs(chain: Chain, wanted: set[str], first: int, last: int) -> list[RawLog]:
-    out: list[RawLog] = []
-    for start in range(first, last + 1, RPC_RANGE):
-        end = min(start + RPC_RANGE - 1, last)
-        logs = chain.w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": sorted(wanted)})
-        for log in logs:
-            out.append(
-                RawLog(
-                    to_checksum_address(log["address"]),
-                    tuple(bytes(t) for t in log["topics"]),
-                    bytes(log["data"]),
-                    log["blockNumber"],
-                    log["transactionIndex"],
-                    log["logIndex"],
-                    "0x" + bytes(log["transactionHash"]).hex(),
-                )
-            )
-    out.sort(key=lambda r: (r.block, r.tx_index, r.log_index))
-    return out
+    return chain.read_logs(addresses, from_block, last)
 
 
 @dataclass(frozen=True)

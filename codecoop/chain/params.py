@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from codecoop.chain.units import TOKEN_UNIT
 from codecoop.errors import ConfigError
 
 __all__ = ["FederationParams", "TOKEN_UNIT"]
-
-TOKEN_UNIT = 10**18
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Reverts as typed exceptions.
 
-Every custom error of every contract in the suite (ours and OpenZeppelin's) becomes a subclass of
-:class:`codecoop.errors.ContractRevert` with the error's name, created on first use, so callers can
-write ``except reverts.AlreadySubmitted`` or ``pytest.raises(reverts.WrongPhase)``. The message
-names the contract, the error and its arguments, and adds what to do where that is known.
+Every custom error of the suite's compiled ABIs (our contracts and the OpenZeppelin ones they
+inherit) is a subclass of :class:`codecoop.errors.ContractRevert` with the error's name, so callers
+write ``except reverts.AlreadySubmitted`` or ``pytest.raises(reverts.WrongPhase)``. A name that is no
+custom error of those ABIs raises ``AttributeError``: a misspelled revert fails where it is used, it
+does not silently never match. The message names the contract, the error and its arguments, and
+adds what to do where that is known.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from collections.abc import Iterable
 from eth_abi import decode as abi_decode
 from eth_utils import function_signature_to_4byte_selector
 
-from codecoop.errors import ContractRevert
+from codecoop.errors import ContractRevert, ToolchainError
 
-__all__ = ["RevertDecoder", "revert_class", "HINTS"]
+__all__ = ["RevertDecoder", "revert_class", "known_errors", "HINTS"]
 
 _classes: dict[str, type[ContractRevert]] = {}
 
@@ -46,8 +48,19 @@ _STANDARD = {
 }
 
 
+#: Reverts that are no custom error: Solidity's require/assert and data no ABI knows.
+BUILTIN = ("Error", "Panic", "UnknownRevert")
+#: Custom errors of every ABI a :class:`RevertDecoder` was built from (deployment records, test contracts).
+_registered: set[str] = set()
+_compiled: frozenset[str] | None = None
+
+
 def revert_class(name: str) -> type[ContractRevert]:
-    """The exception class for the custom error ``name`` (created once, shared by every caller)."""
+    """The exception class for the revert ``name`` (created once, shared by every caller).
+
+    This makes a class for any name; code that names a revert uses ``reverts.<Name>``, which
+    checks the name against the ABIs.
+    """
     cls = _classes.get(name)
     if cls is None:
         cls = type(name, (ContractRevert,), {"__module__": __name__, "__doc__": f"The contract reverted with {name}."})
@@ -55,10 +68,36 @@ def revert_class(name: str) -> type[ContractRevert]:
     return cls
 
 
+def known_errors() -> frozenset[str]:
+    """Every custom error name of the compiled suite (compiling it on first use, then cached)."""
+    global _compiled
+    if _compiled is None:
+        from codecoop.chain.compile import compile_contracts
+
+        _compiled = frozenset(_error_names(a.abi for a in compile_contracts().values()))
+    return _compiled
+
+
 def __getattr__(name: str) -> type[ContractRevert]:
-    if name[:1].isupper():
+    if name in _classes or name in BUILTIN or name in _registered:
         return revert_class(name)
-    raise AttributeError(name)
+    if name[:1].isupper():
+        try:
+            known = known_errors()
+        except ToolchainError as exc:
+            # a node attached to a deployment record may have no compiler: its record's ABIs registered the names
+            raise AttributeError(
+                f"{name} is no custom error of the loaded deployment's ABIs, and the contracts cannot be compiled "
+                f"to look further ({exc})"
+            ) from None
+        if name in known:
+            return revert_class(name)
+        raise AttributeError(f"{name} is no custom error of the contract suite's ABIs (misspelled? see contracts/)")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _error_names(abis: Iterable[list]) -> set[str]:
+    return {item["name"] for abi in abis for item in abi if item.get("type") == "error"}
 
 
 def _abi_type(inp: dict) -> str:
@@ -72,6 +111,8 @@ class RevertDecoder:
 
     def __init__(self, abis: Iterable[tuple[str, list]]):
         self._errors: dict[str, tuple[str, str, list[str], list[str]]] = {}
+        abis = list(abis)
+        _registered.update(_error_names(abi for _, abi in abis))
         for contract, abi in abis:
             for item in abi:
                 if item.get("type") != "error":

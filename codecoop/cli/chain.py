@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from codecoop.chain.units import format_tokens
 from codecoop.cli import console
 from codecoop.errors import ConfigError
 
@@ -109,7 +110,7 @@ def info(
         ("current round", f"{r} ({d.rounds.phase(r).name.lower()})" if r else "none yet"),
         ("current base", d.rounds.current_base() or "bare base model"),
         ("active members", str(d.members.active_count())),
-        ("total supply", f"{d.token.total_supply() / 10**18:,.2f} {d.params.token_symbol}"),
+        ("total supply", format_tokens(d.token.total_supply(), d.params.token_symbol)),
         ("epoch", f"{d.token.current_epoch()} (from block {d.token.current_epoch_start()})"),
         ("aggregation", d.rounds.aggregation_strategy()),
         ("charter", f"{charter.cid} ({charter.base_model_id}, weights {charter.base_weights_hash[:18]}...)"),

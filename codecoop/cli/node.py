@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from codecoop.chain.units import format_tokens
 from codecoop.cli import console
 
 app = typer.Typer(help="Run a participant node against a real chain and store, or show its status.", no_args_is_help=True)
@@ -93,7 +94,7 @@ def status(config: Path = CONFIG, overrides: list[str] = SET) -> None:
     r = d.rounds.current_round()
     table = Table(title=f"node {me}", show_header=False)
     table.add_row("membership", d.members.status(me).name.lower())
-    table.add_row("balance", f"{d.token.balance_of(me) / 10**18:,.2f} {d.params.token_symbol} (votes {d.token.votes(me) / 10**18:,.2f})")
+    table.add_row("balance", f"{format_tokens(d.token.balance_of(me), d.params.token_symbol)} (votes {format_tokens(d.token.votes(me))})")
     table.add_row("current round", f"{r} ({d.rounds.phase(r).name.lower()})" if r else "none yet")
     if r:
         p = d.rounds.participation(r, me)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from codecoop.chain.units import format_tokens
 from codecoop.cli import console
 from codecoop.errors import ConfigError
 
@@ -56,7 +57,7 @@ def status(
     table.add_row("updates / revealed voters", f"{info.update_count} / {info.revealed_count}")
     table.add_row("accepted", ", ".join(map(str, info.accepted_ids)) or "-")
     table.add_row("global model", info.global_cid or "-")
-    table.add_row("rewards", f"requested {info.requested / 10**18:,.2f}, granted {info.granted / 10**18:,.2f}")
+    table.add_row("rewards", f"requested {format_tokens(info.requested)}, granted {format_tokens(info.granted)}")
     console.print(table)
     if info.update_count:
         ut = Table(title="updates")
@@ -100,4 +101,4 @@ def finalize(
         raise ConfigError("no round has been opened yet")
     result = d.rounds.finalize(_account(cfg), r)
     console.print(f"round {r} finalized: accepted {list(result.accepted_ids) or 'nothing'}; "
-                  f"rewards requested {result.requested / 10**18:,.2f}, granted {result.granted / 10**18:,.2f}")
+                  f"rewards requested {format_tokens(result.requested)}, granted {format_tokens(result.granted)}")

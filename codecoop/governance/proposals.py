@@ -14,7 +14,7 @@ from typing import Any
 from codecoop.chain.cid import cid_to_bytes
 from codecoop.chain.clients import ContractClient
 from codecoop.chain.deployment import Deployment
-from codecoop.chain.params import TOKEN_UNIT
+from codecoop.chain.units import to_wei
 from codecoop.errors import ConfigError
 
 __all__ = ["Proposal", "PARAMETERS", "set_parameter", "release", "member_action", "describe_call", "MEMBER_ACTIONS"]
@@ -35,9 +35,7 @@ def _tokens(text: str) -> int:
     text = text.strip()
     if text.endswith("wei"):
         return int(text[:-3])
-    from decimal import Decimal
-
-    return int(Decimal(text) * TOKEN_UNIT)
+    return to_wei(text)
 
 
 def _bool(text: str) -> bool:

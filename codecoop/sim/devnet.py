@@ -356,7 +356,7 @@ class Devnet:
 
     def committed(self, r: int) -> int:
         """How many members committed votes in round ``r``."""
-        return len(self.deployment.rounds.events("VotesCommitted", from_block=self.deployment.record.block, round=r))
+        return len(self.deployment.rounds.committed_voters(r, self.deployment.record.block))
 
     # ------------------------------------------------------------------ stop
     def close(self) -> None:

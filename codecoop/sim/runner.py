@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codecoop.chain.units import to_tokens
 from codecoop.errors import ConfigError
 from codecoop.sim.report import OrgReport, RoundReport, SimReport
 
@@ -295,7 +296,7 @@ class Simulation:
         if self.config.baselines:
             rep.baseline_loss = self._baselines(r)
         rep.gas = {o.name: o.gas.get(r, 0) for o in self.orgs}
-        rep.minted = {o.name: o.minted.get(r, 0) / 10**18 for o in self.orgs}
+        rep.minted = {o.name: to_tokens(o.minted.get(r, 0)) for o in self.orgs}
         rep.wall_s = time.perf_counter() - self._started[r]
         self.report.rounds.append(rep)
         self.hooks.on_round(rep)

@@ -6,7 +6,8 @@ import tempfile
 
 from codecoop.audit.synthetic import SyntheticFederation
 from codecoop.chain.devtools import DevFederation
-from codecoop.chain.logs import _embedded_logs, _rpc_logs, read_logs
+from codecoop.chain.backend import Chain
+from codecoop.chain.logs import read_logs
 from codecoop.chain.params import FederationParams
 from codecoop.storage import LocalStore
 
@@ -19,8 +20,8 @@ def test_the_fast_embedded_reader_equals_eth_getlogs_over_full_rounds():
             sim.run_round(harmful=[1] if r == 1 else ())
         d, chain = sim.fed.d, sim.fed.chain
         wanted = {d.token.contract.address, d.rounds.contract.address, d.members.contract.address}
-        fast = _embedded_logs(chain, wanted, 0, chain.block_number)
-        assert fast == _rpc_logs(chain, wanted, 0, chain.block_number)
+        fast = chain.read_logs(wanted, 0, chain.block_number)
+        assert fast == Chain.read_logs(chain, wanted, 0, chain.block_number), "the embedded reader is eth_getLogs"
         kinds = {log.address for log in fast}
         assert len(fast) > 50 and len(kinds) == 3, "every contract's events, over many blocks"
         assert read_logs(chain, [d.token.contract.address], 5, 40) == [

@@ -85,6 +85,40 @@ def test_update_cids_and_sample_counts_are_recorded_exactly(fed):
     assert event.args["metaCid"] == cid_to_bytes(meta)
 
 
+def test_submitted_updates_read_the_events_as_typed_values_with_sample_counts_per_update(fed):
+    rounds = fed.d.rounds
+    r = rounds.open_round(fed.members[0])
+    meta = cid("meta")
+    rounds.submit_update(fed.members[1], r, cid("first"), 4242, meta)
+    rounds.submit_update(fed.members[2], r, cid("second"), 7)
+    first, second = rounds.submitted_updates(r, fed.d.record.block)
+    assert (first.round, first.update_id, first.submitter) == (r, 0, fed.members[1].address)
+    assert (first.cid, first.n_samples, first.meta_cid) == (cid("first"), 4242, meta)
+    assert second.meta_cid is None and second.block >= first.block
+    assert rounds.sample_counts(r, fed.d.record.block) == {0: 4242, 1: 7}
+    assert [u.update_id for u in rounds.submitted_updates(r, submitter=fed.members[2].address)] == [1]
+
+
+def test_committed_voters_lists_the_members_that_committed_in_the_round(fed):
+    rounds = fed.d.rounds
+    r, _ = open_with_updates(fed, submitters=(0, 1))
+    to_phase(fed, r, Phase.COMMIT)
+    rounds.commit_votes(fed.members[2], r, Ballot.of({0: (True, 1), 1: (True, 1)}))
+    assert rounds.committed_voters(r, fed.d.record.block) == [fed.members[2].address]
+
+
+def test_round_structs_are_decoded_by_their_abi_field_names(fed):
+    rounds, params = fed.d.rounds, fed.d.params
+    r, info = open_with_updates(fed, submitters=(0,))
+    assert info.commit_end - info.submit_end == params.commit_window
+    assert info.reveal_end - info.commit_end == params.reveal_window
+    assert (info.quorum_bps, info.confirmations, info.max_updates) == (params.quorum_bps, params.confirmations, params.max_updates)
+    assert (info.submit_reward, info.voter_reward, info.reward_bound) == (params.submit_reward, params.voter_reward, params.reward_bound)
+    assert (info.update_count, info.revealed_count, info.requested, info.granted) == (1, 0, 0, 0)
+    p = rounds.params()
+    assert (p.submit_window, p.confirm_window, p.max_updates) == (params.submit_window, params.confirm_window, params.max_updates)
+
+
 # ------------------------------------------------------------------ revert paths
 
 

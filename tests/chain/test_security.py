@@ -41,7 +41,8 @@ from codecoop.chain.clients import Ballot, MembersClient, Phase, RoundsClient
 from codecoop.chain.compile import SETTINGS, Artifact, compile_contracts, contracts_dir, node_modules, solc_launcher
 from codecoop.chain.deployment import deploy, raw_cid
 from codecoop.chain.devtools import DevFederation
-from codecoop.chain.params import TOKEN_UNIT, FederationParams
+from codecoop.chain.params import FederationParams
+from codecoop.chain.units import TOKEN_UNIT
 from codecoop.chain.reverts import RevertDecoder
 from codecoop.errors import ContractRevert
 from codecoop.paths import cache_root

@@ -14,7 +14,8 @@ from codecoop.chain import reverts
 from codecoop.chain.clients import Ballot, Phase
 from codecoop.chain.deployment import raw_cid
 from codecoop.chain.devtools import DevFederation
-from codecoop.chain.params import TOKEN_UNIT, FederationParams
+from codecoop.chain.params import FederationParams
+from codecoop.chain.units import TOKEN_UNIT
 from codecoop.errors import ContractRevert
 
 PARAMS = FederationParams(

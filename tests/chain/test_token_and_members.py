@@ -7,7 +7,8 @@ import pytest
 from codecoop.chain import reverts
 from codecoop.chain.clients import MemberStatus
 from codecoop.chain.devtools import DevFederation
-from codecoop.chain.params import TOKEN_UNIT, FederationParams
+from codecoop.chain.params import FederationParams
+from codecoop.chain.units import TOKEN_UNIT
 
 from .test_rounds import open_with_updates, vote_all
 

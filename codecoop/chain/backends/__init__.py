@@ -1,0 +1,1 @@
+"""One module per chain backend, each a :class:`codecoop.chain.backend.Chain`: ``embedded`` and ``rpc``."""
