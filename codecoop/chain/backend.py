@@ -21,6 +21,7 @@ from web3.exceptions import BadFunctionCallOutput, ContractLogicError, TimeExhau
 
 from codecoop.chain.reverts import RevertDecoder
 from codecoop.errors import ChainError, ContractMissing
+from codecoop.settings.checks import chain_url
 
 __all__ = ["Chain", "TxResult", "connect", "EMBEDDED"]
 
@@ -265,8 +266,8 @@ def connect(url: str = EMBEDDED, *, timeout: float = 120.0) -> Chain:
 
         tester = EthereumTester(PyEVMBackend())
         return Chain(Web3(EthereumTesterProvider(tester)), url=url, tester=tester, timeout=timeout)
-    if not url.startswith(("http://", "https://")):
-        raise ChainError(f"chain URL {url!r} is neither 'embedded' nor an http(s) JSON-RPC URL")
+    if (problem := chain_url(url)) is not None:
+        raise ChainError(f"chain URL {url!r} {problem}")
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": min(timeout, 30.0)}))
     deadline = time.monotonic() + min(timeout, 10.0)
     while True:
