@@ -38,6 +38,7 @@ from codecoop.errors import (
 )
 from codecoop.node.journal import Journal, RoundEntry
 from codecoop.node.transport import Transport
+from codecoop.settings import setting_field
 from codecoop.storage import ContentStore
 
 __all__ = ["Node", "NodeSettings", "NodeEvent", "initial_adapter", "global_bytes", "INITIAL_SEED"]
@@ -51,6 +52,8 @@ VERSION_0 = "version-0"
 @dataclass(frozen=True)
 class NodeSettings:
     """How a node trains, judges and takes part (the node section of its TOML configuration).
+
+    Defaults are the settings of ``codecoop.settings`` named beside each field (docs/SETTINGS.md).
 
     Attributes
     ----------
@@ -86,21 +89,21 @@ class NodeSettings:
     """
 
     train: Any
-    eval_block_size: int = 128
-    eval_max_blocks: int | None = 16
-    min_improvement_micro: int = 0
-    approve_min_delta_micro: int = -20_000
-    eval_early_stop_z: float = 3.0
-    eval_min_blocks: int = 4
-    max_update_norm: float = 1_000.0
-    min_update_change: float = 1e-3
-    copy_distance: float = 0.1
-    min_agreement: float = 0.05
+    eval_block_size: int = setting_field("evaluation.block_size")
+    eval_max_blocks: int | None = setting_field("evaluation.max_blocks")
+    min_improvement_micro: int = setting_field("node.min_improvement")
+    approve_min_delta_micro: int = setting_field("evaluation.approve_min_delta")
+    eval_early_stop_z: float = setting_field("evaluation.early_stop_z")
+    eval_min_blocks: int = setting_field("evaluation.min_blocks")
+    max_update_norm: float = setting_field("evaluation.max_update_norm")
+    min_update_change: float = setting_field("evaluation.min_update_change")
+    copy_distance: float = setting_field("evaluation.copy_distance")
+    min_agreement: float = setting_field("evaluation.min_agreement")
     max_object_bytes: int = 512 * 1024 * 1024
-    open_rounds: bool = False
-    finalize: bool = True
-    claim: bool = True
-    max_rounds: int | None = None
+    open_rounds: bool = setting_field("node.open_rounds")
+    finalize: bool = setting_field("node.finalize")
+    claim: bool = setting_field("node.claim")
+    max_rounds: int | None = setting_field("node.max_rounds")
 
 
 @dataclass(frozen=True)
