@@ -139,8 +139,8 @@ SECTIONS: tuple[Section, ...] = (
     _section(
         "keystore", "The node's key; the password comes from an environment variable or a file (first line), never from this file.",
         ("path", str, "key.json", "Encrypted Ethereum key (created by `codecoop init`); never plain hex in this file.", checks.string),
-        ("password_env", str, ABSENT, "Environment variable holding the keystore password.", checks.string),
-        ("password_file", str, ABSENT, "File holding the keystore password (its first line).", checks.string),
+        ("password_env", str, ABSENT, "Environment variable the keystore password is read from.", checks.string),
+        ("password_file", str, ABSENT, "File the keystore password is read from (its first line).", checks.string),
     ),
     _section(
         "data", "This node's private data.",
@@ -157,7 +157,7 @@ SECTIONS: tuple[Section, ...] = (
     _section(
         "training", "One local LoRA run per round.",
         ("steps", int, 40, "Local training steps per round.", _int(1), {"flags": ("--steps",)}),
-        ("lr", float, 5e-3, "LoRA learning rate.", _num(), {"flags": ("--lr",)}),
+        ("lr", float, 5e-3, "Learning rate of the local LoRA run.", _num(), {"flags": ("--lr",)}),
         ("r", int, 8, "LoRA rank.", _int(1)),
         ("alpha", int, 16, "LoRA alpha (the adapter's output is scaled by alpha / r).", _int(1)),
         ("dropout", float, 0.05, "LoRA dropout.", _num(allow_zero=True)),
@@ -223,7 +223,7 @@ SECTIONS: tuple[Section, ...] = (
     ),
     _section(
         "sim", "What only `codecoop sim` takes (the rest of its options are the node settings above).",
-        ("orgs", int, 3, "Number of organisations.", _int(2), {"flags": ("--orgs", "-n")}),
+        ("orgs", int, 3, "Number of organisations, each a participant node.", _int(2), {"flags": ("--orgs", "-n")}),
         ("rounds", int, 3, "Number of federated rounds.", _int(1), {"flags": ("--rounds", "-r")}),
         ("strategy", str, "fedavg",
          "Aggregation strategy with parameters, e.g. fedavg, fedmedian, 'fedtrimmedavg:beta=0.2', 'fedadam:eta=0.01'.",
