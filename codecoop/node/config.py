@@ -17,7 +17,7 @@ from typing import Any
 from codecoop.errors import ConfigError
 from codecoop.settings import ABSENT, NODE_SECTIONS, setting
 
-__all__ = ["NodeConfig", "SCHEMA", "load_config", "parse_config", "render_template"]
+__all__ = ["SCHEMA", "NodeConfig", "load_config", "parse_config", "render_template"]
 
 #: section -> key -> (default, check), derived from ``codecoop.settings``. ``ABSENT``: may be left out.
 SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], str | None]]]] = {

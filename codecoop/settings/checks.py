@@ -28,11 +28,11 @@ __all__ = [
     "multiaddr",
     "multiaddrs",
     "number",
+    "optional_path",
     "store_api",
     "string",
     "strings",
     "strings_or_empty",
-    "optional_path",
 ]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from codecoop.settings import ABSENT, NODE_SECTIONS, SECTIONS, Setting
 
-__all__ = ["toml_value", "template", "markdown"]
+__all__ = ["markdown", "template", "toml_value"]
 
 _WIDTH = 100
 
