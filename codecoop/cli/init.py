@@ -9,6 +9,7 @@ import typer
 
 from codecoop.cli import console
 from codecoop.errors import ConfigError
+from codecoop.settings import option, setting
 
 
 def init(
@@ -16,10 +17,10 @@ def init(
     config_name: str = typer.Option("node.toml", "--config-name", help="File name of the configuration."),
     chain: str = typer.Option("http://127.0.0.1:8545", "--chain", help="JSON-RPC URL of the federation's chain."),
     deployment: str = typer.Option("deployment.json", "--deployment", help="Deployment record of the federation."),
-    store: str = typer.Option("embedded", "--store", help="'embedded' or an IPFS API address (/ip4/127.0.0.1/tcp/5001/http)."),
-    listen: str = typer.Option("/ip4/127.0.0.1/tcp/4001", "--listen", help="libp2p listen multiaddr."),
-    model: str = typer.Option("tiny", "--model", help="Base model id the charter names."),
-    code: list[str] = typer.Option([], "--code", help="Folder of private code (repeatable)."),
+    store: str = option("store.api"),
+    listen: str = option("p2p.listen"),
+    model: str = option("model.id", "--model"),
+    code: list[str] = option("data.code"),
     password_env: Optional[str] = typer.Option(None, "--password-env", help="Environment variable holding the keystore password."),
     password_file: Optional[Path] = typer.Option(None, "--password-file", help="File holding the keystore password (first line)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing configuration (never a keystore)."),
@@ -36,6 +37,7 @@ def init(
     """
     from codecoop.keys import create_keystore, read_password
     from codecoop.node.config import load_config, render_template
+    from codecoop.settings.render import toml_value
 
     if not password_env and not password_file:
         raise ConfigError("give --password-env VAR or --password-file FILE: the keystore is encrypted with that password")
@@ -44,7 +46,7 @@ def init(
     if config_path.exists() and not force:
         raise ConfigError(f"{config_path} exists already; pass --force to overwrite it")
     password = read_password(env=password_env, file=password_file)
-    keystore = folder / "key.json"
+    keystore = folder / setting("keystore.path").default
     if keystore.exists():
         from codecoop.keys import load_keystore
 
@@ -59,8 +61,8 @@ def init(
         assert password_file is not None
         password_line = f'password_file = "{Path(password_file).expanduser().resolve()}"'
     text = render_template(
-        config_name=config_name, chain=chain, deployment=deployment, store=store, listen=listen, keystore="key.json",
-        password_line=password_line, code=", ".join(f'"{c}"' for c in code), folder="node-data", model=model,
+        config_name=config_name, chain=chain, deployment=deployment, store=store, listen=listen,
+        password_line=password_line, code=", ".join(toml_value(c) for c in code), model=model,
     )
     config_path.write_text(text)
     load_config(config_path)  # the template must always pass its own validation

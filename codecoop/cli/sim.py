@@ -6,32 +6,32 @@ import math
 from pathlib import Path
 from typing import Optional
 
-import typer
 from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from codecoop.cli import console
+from codecoop.settings import option
 
 
 def sim(
-    orgs: int = typer.Option(3, "--orgs", "-n", help="Number of organisations."),
-    rounds: int = typer.Option(3, "--rounds", "-r", help="Number of federated rounds."),
-    strategy: str = typer.Option("fedavg", "--strategy", "-s", help="Aggregation strategy with parameters, e.g. fedavg, fedmedian, 'fedtrimmedavg:beta=0.2', 'fedadam:eta=0.01'."),
-    model: str = typer.Option("tiny", "--model", "-m", help="Base model: tiny, smollm2-135m, or a local folder."),
-    partition: str = typer.Option("by-repository", "--partition", "-p", help="How code is split: by-repository, uniform, quantity-imbalanced, label-imbalanced."),
-    steps: int = typer.Option(40, "--steps", help="Local training steps per organisation and round."),
-    lr: float = typer.Option(5e-3, "--lr", help="LoRA learning rate."),
-    data: list[Path] = typer.Option([], "--data", help="Folder of Python code to split among organisations (repeatable; default: installed projects)."),
-    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also train each organisation alone, for comparison."),
-    min_improvement: int = typer.Option(0, "--min-improvement", help="Selective update: submit only if the own loss improves by this many micro-nats."),
-    seed: int = typer.Option(0, "--seed", help="Seed of partitioning and training."),
-    byzantine: list[str] = typer.Option([], "--byzantine", help="K:ATTACK: the last K organisations run ATTACK (repeatable): sign-flip, scale100, noise, free-rider, free-rider-exact, plagiarist, plagiarist-exact, collude, liar."),
-    dp_clip_norm: float = typer.Option(0.0, "--dp-clip-norm", help="Differential privacy of every update: clip its change to this L2 norm (0: off; docs/PRIVACY.md)."),
-    dp_noise_multiplier: float = typer.Option(1.0, "--dp-noise-multiplier", help="With --dp-clip-norm: Gaussian noise of this many clip norms; each node reports the epsilon it has spent."),
-    out: Path = typer.Option(Path("sim-report"), "--out", help="Folder for report.json and report.md."),
-    processes: bool = typer.Option(False, "--processes", help="Run the multi-process devnet instead: a hardhat node, the IPFS daemon and one `codecoop node run` per organisation."),
-    workdir: Optional[Path] = typer.Option(None, "--workdir", help="Keep stores and journals here (default: a temporary folder)."),
+    orgs: int = option("sim.orgs"),
+    rounds: int = option("sim.rounds"),
+    strategy: str = option("sim.strategy"),
+    model: str = option("model.id"),
+    partition: str = option("sim.partition"),
+    steps: int = option("training.steps"),
+    lr: float = option("training.lr"),
+    data: list[Path] = option("sim.data"),
+    baselines: bool = option("sim.baselines"),
+    min_improvement: int = option("node.min_improvement"),
+    seed: int = option("sim.seed"),
+    byzantine: list[str] = option("sim.byzantine"),
+    dp_clip_norm: float = option("training.dp_clip_norm"),
+    dp_noise_multiplier: float = option("sim.dp_noise_multiplier"),
+    out: Path = option("sim.out"),
+    processes: bool = option("sim.processes"),
+    workdir: Optional[Path] = option("sim.workdir"),
 ) -> None:
     """Deploy the contracts on an embedded chain and run N organisations through R full rounds.
 

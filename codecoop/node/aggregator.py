@@ -70,8 +70,7 @@ class StrategyAggregator:
 
         m = self.member
         rounds = m.deployment.rounds
-        events = rounds.events("UpdateSubmitted", from_block=m.deployment.record.block, round=info.round)
-        samples = {int(e.args["updateId"]): int(e.args["nSamples"]) for e in events}
+        samples = rounds.sample_counts(info.round, m.deployment.record.block)
         by_id = {u.update_id: u for u in rounds.updates(info.round)}
         updates = []
         for uid in info.accepted_ids:

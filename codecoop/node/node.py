@@ -24,8 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from codecoop.chain import reverts
 from codecoop.chain.clients import Ballot, MemberStatus, Phase, RoundInfo
 from codecoop.chain.deployment import Deployment
+from codecoop.chain.units import format_tokens
 from codecoop.errors import (
     AggregationError,
     ChainError,
@@ -41,6 +43,7 @@ from codecoop.node.judge import HeldOutJudge, Judge
 from codecoop.node.member import INITIAL_SEED, Member, NodeEvent, initial_adapter
 from codecoop.node.trainer import LoraTrainer, Skipped, Trainer
 from codecoop.node.transport import Transport
+from codecoop.settings import setting_field
 from codecoop.storage import ContentStore
 
 __all__ = ["Node", "NodeSettings", "NodeEvent", "Parts", "initial_adapter", "global_bytes", "INITIAL_SEED"]
@@ -49,6 +52,8 @@ __all__ = ["Node", "NodeSettings", "NodeEvent", "Parts", "initial_adapter", "glo
 @dataclass(frozen=True)
 class NodeSettings:
     """How a node trains, judges and takes part (the node section of its TOML configuration).
+
+    Defaults are the settings of ``codecoop.settings`` named beside each field (docs/SETTINGS.md).
 
     Attributes
     ----------
@@ -84,21 +89,21 @@ class NodeSettings:
     """
 
     train: Any
-    eval_block_size: int = 128
-    eval_max_blocks: int | None = 16
-    min_improvement_micro: int = 0
-    approve_min_delta_micro: int = -20_000
-    eval_early_stop_z: float = 3.0
-    eval_min_blocks: int = 4
-    max_update_norm: float = 1_000.0
-    min_update_change: float = 1e-3
-    copy_distance: float = 0.1
-    min_agreement: float = 0.05
+    eval_block_size: int = setting_field("evaluation.block_size")
+    eval_max_blocks: int | None = setting_field("evaluation.max_blocks")
+    min_improvement_micro: int = setting_field("node.min_improvement")
+    approve_min_delta_micro: int = setting_field("evaluation.approve_min_delta")
+    eval_early_stop_z: float = setting_field("evaluation.early_stop_z")
+    eval_min_blocks: int = setting_field("evaluation.min_blocks")
+    max_update_norm: float = setting_field("evaluation.max_update_norm")
+    min_update_change: float = setting_field("evaluation.min_update_change")
+    copy_distance: float = setting_field("evaluation.copy_distance")
+    min_agreement: float = setting_field("evaluation.min_agreement")
     max_object_bytes: int = 512 * 1024 * 1024
-    open_rounds: bool = False
-    finalize: bool = True
-    claim: bool = True
-    max_rounds: int | None = None
+    open_rounds: bool = setting_field("node.open_rounds")
+    finalize: bool = setting_field("node.finalize")
+    claim: bool = setting_field("node.claim")
+    max_rounds: int | None = setting_field("node.max_rounds")
 
 
 
@@ -268,10 +273,8 @@ class Node:
         """Open the next round now; ``None`` if the previous one is not done (another member may have opened it)."""
         try:
             r = self.deployment.rounds.open_round(self.account)
-        except ContractRevert as exc:
-            if exc.error in ("PreviousRoundNotDone", "WrongPhase"):
-                return None
-            raise
+        except (reverts.PreviousRoundNotDone, reverts.WrongPhase):
+            return None
         self._emit(r, "opened", f"opened round {r} on base {self.deployment.rounds.round(r).base_cid or 'version 0'}")
         return r
 
@@ -330,15 +333,13 @@ class Node:
         assert entry.trained_cid is not None
         try:
             submitted = self.deployment.rounds.submit_update(self.account, r, entry.trained_cid, entry.samples or 1)
-        except ContractRevert as exc:
-            if exc.error == "AlreadySubmitted":
-                return
-            if exc.error == "WrongPhase":
-                self._emit(r, "warning", "the submit window closed before the update was registered; this round goes on without it")
-                entry.skipped = True
-                self.journal.save()
-                return
-            raise
+        except reverts.AlreadySubmitted:
+            return
+        except reverts.WrongPhase:
+            self._emit(r, "warning", "the submit window closed before the update was registered; this round goes on without it")
+            entry.skipped = True
+            self.journal.save()
+            return
         self._emit(r, "submitted", f"submitted update #{submitted.update_id} {entry.trained_cid[:20]}...", gas=submitted.tx.gas_used)
         self.transport.announce(r, entry.trained_cid)
         entry.announced = True
@@ -397,10 +398,8 @@ class Node:
             return False
         try:
             result = self.deployment.rounds.finalize(self.account, info.round)
-        except ContractRevert as exc:
-            if exc.error == "WrongPhase":
-                return False  # another member finalized first
-            raise
+        except reverts.WrongPhase:
+            return False  # another member finalized first
         self._emit(
             info.round, "finalized", f"finalized: accepted updates {list(result.accepted_ids)}",
             gas=result.tx.gas_used, accepted=list(result.accepted_ids),
@@ -432,13 +431,11 @@ class Node:
         try:
             with self.member.timed("confirm"):
                 tx = self.deployment.rounds.confirm_aggregate(self.account, r, entry.aggregate_cid)
-        except ContractRevert as exc:
-            if exc.error == "AggregateMismatch":
-                self._emit(r, "warning", f"k members confirmed another aggregate than ours ({entry.aggregate_cid})")
-                return False
-            if exc.error == "WrongPhase":
-                return False
-            raise
+        except reverts.AggregateMismatch:
+            self._emit(r, "warning", f"k members confirmed another aggregate than ours ({entry.aggregate_cid})")
+            return False
+        except reverts.WrongPhase:
+            return False
         self.transport.announce(r, entry.aggregate_cid)
         self._emit(r, "confirmed", f"confirmed aggregate {entry.aggregate_cid[:20]}...", gas=tx.gas_used)
         return True
@@ -450,7 +447,7 @@ class Node:
             return False
         if self.deployment.rounds.entitlement(r, self.address) > 0:
             result = self.deployment.rounds.claim(self.account, r)
-            self._emit(r, "claimed", f"claimed {result.minted / 10**18:,.2f} tokens", gas=result.tx.gas_used, minted=result.minted)
+            self._emit(r, "claimed", f"claimed {format_tokens(result.minted)} tokens", gas=result.tx.gas_used, minted=result.minted)
             return True
         entry.done = True
         self.journal.save()

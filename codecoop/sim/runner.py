@@ -19,6 +19,7 @@ from typing import Any
 
 from codecoop.chain.units import to_tokens
 from codecoop.errors import ConfigError
+from codecoop.settings import setting_field
 from codecoop.sim.report import OrgReport, RoundReport, SimReport
 
 __all__ = ["SimConfig", "Simulation", "run_simulation"]
@@ -26,31 +27,36 @@ __all__ = ["SimConfig", "Simulation", "run_simulation"]
 
 @dataclass(frozen=True)
 class SimConfig:
-    """Settings of one simulation; the defaults are the README's main job (about 5 minutes on 2 CPU cores)."""
+    """Settings of one simulation; the defaults are the README's main job (about 5 minutes on 2 CPU cores).
 
-    orgs: int = 3
-    rounds: int = 3
-    strategy: str = "fedavg"
-    model: str = "tiny"
-    partition: str = "by-repository"
-    data: tuple[str, ...] = ()  # folders of Python code; default: installed projects
-    steps: int = 40
-    lr: float = 5e-3
-    r: int = 8
-    batch_size: int = 8
-    seq_len: int = 128
-    target_modules: tuple[str, ...] | None = None
-    eval_blocks: int = 16
-    max_files_per_org: int | None = 150
-    min_improvement_micro: int = 0
-    approve_min_delta_micro: int = -20_000
-    confirmations: int = 2
-    baselines: bool = True
-    seed: int = 0
-    workdir: str | None = None
-    byzantine: tuple[str, ...] = ()  # "K:ATTACK" specs: the last K organisations attack (codecoop.sim.byzantine)
-    dp_clip_norm: float | None = None  # client-side DP of every update (codecoop.training.dp); None: off
-    dp_noise_multiplier: float = 0.0
+    Each field's default is the setting named beside it (``codecoop.settings``, docs/SETTINGS.md): the
+    node's where a simulated node does the same, section ``sim`` for the rest. LoRA alpha is ``2 * r``
+    and the evaluation block is ``seq_len`` long.
+    """
+
+    orgs: int = setting_field("sim.orgs")
+    rounds: int = setting_field("sim.rounds")
+    strategy: str = setting_field("sim.strategy")
+    model: str = setting_field("model.id")
+    partition: str = setting_field("sim.partition")
+    data: tuple[str, ...] = setting_field("sim.data")
+    steps: int = setting_field("training.steps")
+    lr: float = setting_field("training.lr")
+    r: int = setting_field("training.r")
+    batch_size: int = setting_field("training.batch_size")
+    seq_len: int = setting_field("training.seq_len")
+    target_modules: tuple[str, ...] | None = setting_field("training.target_modules")
+    eval_blocks: int = setting_field("evaluation.max_blocks")
+    max_files_per_org: int | None = setting_field("sim.max_files_per_org")
+    min_improvement_micro: int = setting_field("node.min_improvement")
+    approve_min_delta_micro: int = setting_field("evaluation.approve_min_delta")
+    confirmations: int = setting_field("sim.confirmations")
+    baselines: bool = setting_field("sim.baselines")
+    seed: int = setting_field("sim.seed")
+    workdir: str | None = setting_field("sim.workdir")
+    byzantine: tuple[str, ...] = setting_field("sim.byzantine")  # codecoop.sim.byzantine
+    dp_clip_norm: float | None = setting_field("training.dp_clip_norm")  # codecoop.training.dp
+    dp_noise_multiplier: float = setting_field("training.dp_noise_multiplier")
 
     def __post_init__(self) -> None:
         if self.orgs < 2:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codecoop.errors import ConfigError
+from codecoop.settings.checks import store_api
 from codecoop.storage.base import ContentStore, VerifyingReader
 from codecoop.storage.cid import CHUNK_SIZE, MAX_LINKS, CidBuilder, cid_of, cid_of_chunks, parse_cid
 from codecoop.storage.local import LocalStore
@@ -49,18 +50,15 @@ def open_store(spec: str, *, root: Path | str | None = None, timeout: float = 30
     timeout
         Seconds an :class:`IpfsStore` waits for the daemon per request.
     """
+    if (problem := store_api(spec)) is not None:
+        raise ConfigError(f"store = {spec!r} {problem}")
     if spec == "embedded":
         if root is None:
             raise ConfigError("store = 'embedded' needs a root folder for its objects (data path)")
         return LocalStore(root)
-    if spec.startswith("/") or spec.startswith("http://") or spec.startswith("https://"):
-        from codecoop.storage.ipfs import IpfsStore
+    from codecoop.storage.ipfs import IpfsStore
 
-        return IpfsStore(api=spec, timeout=timeout)
-    raise ConfigError(
-        f"store = {spec!r} is neither 'embedded' nor an IPFS API address "
-        "(e.g. /ip4/127.0.0.1/tcp/5001/http)"
-    )
+    return IpfsStore(api=spec, timeout=timeout)
 
 
 def __getattr__(name: str) -> Any:

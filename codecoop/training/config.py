@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from codecoop.errors import ConfigError
+from codecoop.settings import setting_field
 
 __all__ = ["TrainConfig", "LoraSpec", "default_target_modules"]
 
@@ -40,6 +41,9 @@ def default_target_modules(architecture: str) -> tuple[str, ...]:
 class TrainConfig:
     """Everything that decides a LoRA training run (the device is chosen by ``load_base``).
 
+    The defaults of the fields a node configures are its ``[training]`` settings
+    (``codecoop.settings``, docs/SETTINGS.md); the others are the library's own.
+
     ``epochs``, when set, overrides ``steps``: steps = ceil(epochs * blocks / (batch_size * grad_accum)).
     ``mu`` > 0 adds the FedProx term mu/2 * ||w - w_start||^2 over the LoRA weights, where w_start is
     the round's starting adapter (or the seeded initial LoRA weights when there is none).
@@ -49,25 +53,25 @@ class TrainConfig:
     ``dp_delta`` is the delta its (epsilon, delta) accounting reports at.
     """
 
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] | None = None
-    lr: float = 2e-4
-    steps: int = 100
+    r: int = setting_field("training.r")
+    alpha: int = setting_field("training.alpha")
+    dropout: float = setting_field("training.dropout")
+    target_modules: tuple[str, ...] | None = setting_field("training.target_modules")
+    lr: float = setting_field("training.lr")
+    steps: int = setting_field("training.steps")
     epochs: float | None = None
-    batch_size: int = 8
-    seq_len: int = 256
+    batch_size: int = setting_field("training.batch_size")
+    seq_len: int = setting_field("training.seq_len")
     grad_accum: int = 1
-    seed: int = 0
-    mu: float = 0.0
+    seed: int = setting_field("training.seed")
+    mu: float = setting_field("training.mu")
     weight_decay: float = 0.0
     warmup_steps: int = 0
     max_grad_norm: float | None = 1.0
     progress: bool = True
-    dp_clip_norm: float | None = None
-    dp_noise_multiplier: float = 0.0
-    dp_delta: float = 1e-5
+    dp_clip_norm: float | None = setting_field("training.dp_clip_norm")
+    dp_noise_multiplier: float = setting_field("training.dp_noise_multiplier")
+    dp_delta: float = setting_field("training.dp_delta")
     dp_seed: int | None = None
 
     def __post_init__(self) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from codecoop.errors import ConfigError
+from codecoop.errors import ChainError, ConfigError
 from codecoop.node.config import load_config, parse_config, render_template
 
 
@@ -36,6 +36,7 @@ def test_the_template_validates_and_resolves_paths_against_its_folder(tmp_path):
         ({"training": {"lr": -1.0}}, "training.lr"),
         ({"training": {"steps": "many"}}, "training.steps"),
         ({"chain": {"url": "localhost:8545"}}, "chain.url"),
+        ({"chain": {"url": "ws://127.0.0.1:8546"}}, "chain.url"),
         ({"store": {"api": "ipfs"}}, "store.api"),
         ({"p2p": {"bootstrap": ["10.0.0.1:4001"]}}, "p2p.bootstrap"),
         ({"node": {"open_rounds": "yes"}}, "node.open_rounds"),
@@ -86,3 +87,25 @@ def test_the_settings_carry_the_training_and_voting_values(tmp_path):
     assert s.min_improvement_micro == 500
     assert s.train.target_modules == ("q_proj",)
     assert s.max_rounds is None
+
+
+@pytest.mark.parametrize("url", ["ws://127.0.0.1:8546", "wss://rpc.example", "localhost:8545"])
+def test_the_loader_and_connect_refuse_the_same_chain_urls_with_the_same_reason(url):
+    from codecoop.chain import connect
+
+    with pytest.raises(ConfigError) as loader:
+        parse_config({"chain": {"url": url}}, root=Path("."))
+    with pytest.raises(ChainError) as backend:
+        connect(url)
+    reason = str(backend.value).removeprefix(f"chain URL {url!r} ")
+    assert reason in str(loader.value)
+
+
+@pytest.mark.parametrize("api", ["ipfs", "s3://bucket", "/unix/tmp/ipfs.sock"])
+def test_the_loader_and_open_store_refuse_the_same_store_addresses(api, tmp_path):
+    from codecoop.storage import open_store
+
+    with pytest.raises(ConfigError, match="store.api"):
+        parse_config({"store": {"api": api}}, root=Path("."))
+    with pytest.raises(ConfigError, match="IPFS API address"):
+        open_store(api, root=tmp_path)

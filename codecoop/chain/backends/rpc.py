@@ -9,6 +9,7 @@ from web3 import Web3
 
 from codecoop.chain.backend import GAS_MARGIN, Chain, _call_fields
 from codecoop.errors import ChainError
+from codecoop.settings.checks import chain_url
 
 __all__ = ["RpcChain"]
 
@@ -25,8 +26,8 @@ class RpcChain(Chain):
         ChainError
             When ``url`` is no http(s) URL or nothing answers there in time.
         """
-        if not url.startswith(("http://", "https://")):
-            raise ChainError(f"chain URL {url!r} is neither 'embedded' nor an http(s) JSON-RPC URL")
+        if (problem := chain_url(url)) is not None:
+            raise ChainError(f"chain URL {url!r} {problem}")
         w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": min(timeout, 30.0)}))
         deadline = time.monotonic() + min(timeout, 10.0)
         while True:
