@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import torch
 
-from codecoop.aggregation import _kernels as K
+from codecoop.aggregation import _kernels as kernels
 from codecoop.aggregation.base import StrategyBase, Tensors, Update
 from codecoop.errors import ConfigError
 
@@ -51,17 +51,17 @@ def weighted_mean(updates: list[Update], weights: list[float]) -> dict[str, torc
     out: dict[str, torch.Tensor] = {}
     for name in sorted(updates[0].tensors):
         ref = updates[0].tensors[name]
-        acc_dtype = K.sum_dtype(ref.dtype)
-        tmp = torch.empty(K.CHUNK, dtype=acc_dtype)
+        acc_dtype = kernels.sum_dtype(ref.dtype)
+        tmp = torch.empty(kernels.CHUNK, dtype=acc_dtype)
         # float32 adapters are summed straight into the result; others through a float32 buffer.
-        acc = None if acc_dtype == ref.dtype else torch.empty(K.CHUNK, dtype=acc_dtype)
-        inputs = [K.flat(u.tensors[name]) for u in updates]
+        acc = None if acc_dtype == ref.dtype else torch.empty(kernels.CHUNK, dtype=acc_dtype)
+        inputs = [kernels.flat(u.tensors[name]) for u in updates]
         result = torch.empty(ref.numel(), dtype=ref.dtype)
-        for start, stop in K.chunk_ranges(ref.numel()):
+        for start, stop in kernels.chunk_ranges(ref.numel()):
             if acc is None:
-                K.weighted_sum(result[start:stop], tmp, inputs, weights, start, stop)
+                kernels.weighted_sum(result[start:stop], tmp, inputs, weights, start, stop)
             else:
-                result[start:stop].copy_(K.weighted_sum(acc[: stop - start], tmp, inputs, weights, start, stop))
+                result[start:stop].copy_(kernels.weighted_sum(acc[: stop - start], tmp, inputs, weights, start, stop))
         out[name] = result.reshape(ref.shape)
     return out
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from codecoop.aggregation import _kernels as K
+from codecoop.aggregation import _kernels as kernels
 from codecoop.aggregation.base import StrategyBase, Tensors, Update
 
 __all__ = ["FedMedian"]
@@ -26,13 +26,13 @@ class FedMedian(StrategyBase):
     ) -> tuple[dict[str, torch.Tensor], bytes | None]:
         n = len(updates)
         lo, hi = (n - 1) // 2, n // 2
-        acc = K.accum_buffer()
+        acc = kernels.accum_buffer()
         out: dict[str, torch.Tensor] = {}
         for name in sorted(updates[0].tensors):
             ref = updates[0].tensors[name]
-            stack = K.SortedStack([K.flat(u.tensors[name]) for u in updates], wanted=(lo, hi))
+            stack = kernels.SortedStack([kernels.flat(u.tensors[name]) for u in updates], wanted=(lo, hi))
             result = torch.empty(ref.numel(), dtype=ref.dtype)
-            for start, stop in K.chunk_ranges(ref.numel()):
+            for start, stop in kernels.chunk_ranges(ref.numel()):
                 stack.load(start, stop)
                 if lo == hi:
                     # An odd count selects one input value: copy it, no rounding at all.

@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from codecoop.aggregation import _kernels as K
+from codecoop.aggregation import _kernels as kernels
 from codecoop.aggregation.base import ACCUM_DTYPE, StrategyBase, Tensors, Update
 from codecoop.aggregation.fedavg import sample_weights
 from codecoop.aggregation.validation import all_finite
@@ -139,20 +139,20 @@ class FedOpt(StrategyBase):
         step += 1
         lr = self.learning_rate(step)
         weights = sample_weights([u.num_samples for u in updates], self.max_weight)
-        delta, tmp, d2, scratch = (K.accum_buffer() for _ in range(4))
+        delta, tmp, d2, scratch = (kernels.accum_buffer() for _ in range(4))
         out: dict[str, torch.Tensor] = {}
         for name in sorted(base):
             ref = base[name]
-            mean = torch.empty(K.CHUNK, dtype=K.sum_dtype(ref.dtype))
-            mean_tmp = torch.empty(K.CHUNK, dtype=K.sum_dtype(ref.dtype))
-            origin = K.flat(ref)
-            inputs = [K.flat(u.tensors[name]) for u in updates]
+            mean = torch.empty(kernels.CHUNK, dtype=kernels.sum_dtype(ref.dtype))
+            mean_tmp = torch.empty(kernels.CHUNK, dtype=kernels.sum_dtype(ref.dtype))
+            origin = kernels.flat(ref)
+            inputs = [kernels.flat(u.tensors[name]) for u in updates]
             m_flat, v_flat = m[name].reshape(-1), v[name].reshape(-1)
             result = torch.empty(ref.numel(), dtype=ref.dtype)
-            for start, stop in K.chunk_ranges(ref.numel()):
+            for start, stop in kernels.chunk_ranges(ref.numel()):
                 size = stop - start
                 d = delta[:size]
-                d.copy_(K.weighted_sum(mean[:size], mean_tmp, inputs, weights, start, stop))
+                d.copy_(kernels.weighted_sum(mean[:size], mean_tmp, inputs, weights, start, stop))
                 d.sub_(origin[start:stop])
                 mc, vc, t, sq = m_flat[start:stop], v_flat[start:stop], tmp[:size], d2[:size]
                 mc.mul_(self.beta_1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from codecoop.aggregation import _kernels as K
+from codecoop.aggregation import _kernels as kernels
 from codecoop.aggregation.base import StrategyBase, Tensors, Update
 from codecoop.errors import ConfigError
 
@@ -41,13 +41,13 @@ class FedTrimmedAvg(StrategyBase):
         n = len(updates)
         cut = int(self.beta * n)
         keep = range(cut, n - cut)
-        acc = K.accum_buffer()
+        acc = kernels.accum_buffer()
         out: dict[str, torch.Tensor] = {}
         for name in sorted(updates[0].tensors):
             ref = updates[0].tensors[name]
-            stack = K.SortedStack([K.flat(u.tensors[name]) for u in updates], wanted=tuple(keep))
+            stack = kernels.SortedStack([kernels.flat(u.tensors[name]) for u in updates], wanted=tuple(keep))
             result = torch.empty(ref.numel(), dtype=ref.dtype)
-            for start, stop in K.chunk_ranges(ref.numel()):
+            for start, stop in kernels.chunk_ranges(ref.numel()):
                 stack.load(start, stop)
                 a = acc[: stop - start]
                 a.copy_(stack.row(keep[0]))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from codecoop.aggregation import _kernels as K
+from codecoop.aggregation import _kernels as kernels
 from codecoop.aggregation.base import ACCUM_DTYPE, StrategyBase, Tensors, Update
 from codecoop.aggregation.fedavg import sample_weights, weighted_mean
 from codecoop.errors import AggregationError, ConfigError
@@ -33,8 +33,8 @@ def block_width(n: int) -> int:
     loaded machine waiting for a descheduled thread costs far more than the split saves. The width
     depends only on ``n``, so the summation tree is the same wherever the same updates are merged.
     """
-    width = K.CHUNK
-    while width > MIN_BLOCK and (n - 1) * width > K.CHUNK:
+    width = kernels.CHUNK
+    while width > MIN_BLOCK and (n - 1) * width > kernels.CHUNK:
         width //= 2
     return width
 
@@ -50,12 +50,12 @@ def pairwise_sq_distances(updates: list[Update]) -> list[list[float]]:
     n = len(updates)
     work = ACCUM_DTYPE if updates[0].tensors[next(iter(updates[0].tensors))].dtype == torch.float64 else torch.float32
     width = block_width(n)
-    rows = max(1, K.CHUNK // width)
+    rows = max(1, kernels.CHUNK // width)
     acc = [torch.zeros((n - i - 1, width), dtype=ACCUM_DTYPE) for i in range(n)]
     block = torch.zeros((n, width), dtype=work)
     diff = torch.empty((rows, width), dtype=work)
     for name in sorted(updates[0].tensors):
-        inputs = [K.flat(u.tensors[name]) for u in updates]
+        inputs = [kernels.flat(u.tensors[name]) for u in updates]
         numel = inputs[0].numel()
         for start in range(0, numel, width):
             size = min(numel, start + width) - start
@@ -73,7 +73,7 @@ def pairwise_sq_distances(updates: list[Update]) -> list[list[float]]:
                     acc[i][lo - i - 1 : hi - i - 1].add_(d)
     dist = [[0.0] * n for _ in range(n)]
     for i in range(n - 1):
-        for j, value in enumerate(K.tree_sum(acc[i]).tolist(), start=i + 1):
+        for j, value in enumerate(kernels.tree_sum(acc[i]).tolist(), start=i + 1):
             dist[i][j] = dist[j][i] = value
     return dist
 

@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from codecoop.aggregation import _kernels as K
+from codecoop.aggregation import _kernels as kernels
 from codecoop.aggregation.base import ACCUM_DTYPE, Tensors, Update
 from codecoop.errors import ConfigError
 
@@ -57,22 +57,22 @@ def update_norm(update: Update, base: Tensors | None) -> float:
     Squares are folded chunk by chunk into one float64 accumulator and summed by a fixed tree, so
     the norm is bit-identical on every machine.
     """
-    acc = torch.zeros(K.FOLD, dtype=ACCUM_DTYPE)
-    work = K.accum_buffer()
+    acc = torch.zeros(kernels.FOLD, dtype=ACCUM_DTYPE)
+    work = kernels.accum_buffer()
     for name in sorted(update.tensors):
-        x = K.flat(update.tensors[name])
-        origin = None if base is None else K.flat(base[name])
-        for start, stop in K.chunk_ranges(x.numel()):
+        x = kernels.flat(update.tensors[name])
+        origin = None if base is None else kernels.flat(base[name])
+        for start, stop in kernels.chunk_ranges(x.numel()):
             size = stop - start
             w = work[:size]
             w.copy_(x[start:stop])
             if origin is not None:
                 w.sub_(origin[start:stop])
             w.mul_(w)
-            if size < K.CHUNK:
+            if size < kernels.CHUNK:
                 work[size:].zero_()
-            acc.add_(K.fold_(work))
-    return math.sqrt(float(K.tree_sum(acc)))
+            acc.add_(kernels.fold_(work))
+    return math.sqrt(float(kernels.tree_sum(acc)))
 
 
 class NormClip:
@@ -92,7 +92,7 @@ class NormClip:
         return {"clip_norm": self.clip_norm}
 
     def apply(self, updates: list[Update], base: Tensors | None) -> list[Update]:
-        work = K.accum_buffer()
+        work = kernels.accum_buffer()
         clipped: list[Update] = []
         for u in updates:
             norm = update_norm(u, base)
@@ -103,10 +103,10 @@ class NormClip:
             tensors: dict[str, torch.Tensor] = {}
             for name in sorted(u.tensors):
                 src = u.tensors[name]
-                x = K.flat(src)
-                origin = None if base is None else K.flat(base[name])
+                x = kernels.flat(src)
+                origin = None if base is None else kernels.flat(base[name])
                 result = torch.empty(x.numel(), dtype=src.dtype)
-                for start, stop in K.chunk_ranges(x.numel()):
+                for start, stop in kernels.chunk_ranges(x.numel()):
                     w = work[: stop - start]
                     w.copy_(x[start:stop])
                     if origin is not None:
@@ -157,14 +157,14 @@ class GaussianNoise:
 
     def apply_after(self, tensors: dict[str, torch.Tensor], updates: Sequence[Update]) -> dict[str, torch.Tensor]:
         std = self.std(len(updates))
-        work = K.accum_buffer()
+        work = kernels.accum_buffer()
         noisy: dict[str, torch.Tensor] = {}
         for name in sorted(tensors):
             src = tensors[name]
-            x = K.flat(src)
+            x = kernels.flat(src)
             rng = _stream(self.seed, name)
             result = torch.empty(x.numel(), dtype=src.dtype)
-            for start, stop in K.chunk_ranges(x.numel()):
+            for start, stop in kernels.chunk_ranges(x.numel()):
                 noise = torch.from_numpy(rng.standard_normal(stop - start, dtype=np.float64))
                 noise.mul_(std)
                 w = work[: stop - start]

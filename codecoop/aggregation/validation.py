@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from codecoop.aggregation.base import FLOAT_DTYPES, Tensors, Update
+from codecoop.aggregation.update import FLOAT_DTYPES, Tensors, Update
 from codecoop.errors import AggregationError, InvalidUpdate
 
 __all__ = ["validate_updates", "validate_tensors", "all_finite"]

@@ -30,10 +30,10 @@ __all__ = [
 ]
 
 _WHERE = {
-    "AuditReport": "ledger",
-    "CheckResult": "ledger",
-    "Finding": "ledger",
-    "audit_ledger": "ledger",
+    "AuditReport": "ledger_audit",
+    "CheckResult": "ledger_audit",
+    "Finding": "ledger_audit",
+    "audit_ledger": "ledger_audit",
     "audit_deployment": "run",
     "render_html": "report",
     "Concentration": "concentration",

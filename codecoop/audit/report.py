@@ -11,7 +11,7 @@ import html
 import io
 from typing import Any
 
-from codecoop.audit.ledger import AuditReport
+from codecoop.audit.ledger_audit import AuditReport
 from codecoop.chain.units import to_tokens
 
 __all__ = ["render_html", "plots"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from codecoop.audit.ledger import AuditReport, audit_ledger
+from codecoop.audit.ledger_audit import AuditReport, audit_ledger
 from codecoop.chain.deployment import Deployment
 from codecoop.token.ledger import Ledger
 

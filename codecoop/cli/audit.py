@@ -68,7 +68,7 @@ def ledger(
         f"{report.token_symbol}; {len(report.findings)} finding(s) in {sum(report.timings.values()):.1f} s"
     )
     if report.findings:
-        from codecoop.audit.ledger import AuditFindings
+        from codecoop.audit.ledger_audit import AuditFindings
 
         raise AuditFindings(f"the ledger audit found {len(report.findings)} problem(s): {', '.join(sorted(report.kinds()))}")
 

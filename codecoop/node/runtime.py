@@ -102,7 +102,7 @@ def _start_host(cfg: NodeConfig, account: Any, store: Any, deployment: Any) -> A
     members = deployment.members
 
     def member_addrs() -> list[str]:
-        out = []
+        out: list[str] = []
         for m in members.active_members():
             if m.address != account.address:
                 out.extend(f"{a}/p2p/{m.peer_id}" if "/p2p/" not in a else a for a in m.multiaddrs)

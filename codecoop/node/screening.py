@@ -182,7 +182,7 @@ def screen_updates(
     changes = {c.update_id: _change(c.tensors, base_tensors) if c.tensors is not None else None for c in ordered}
     norms = {uid: _norm(ch) if ch is not None else math.nan for uid, ch in changes.items()}
     ref = changes.get(reference) if reference is not None else None
-    if ref is not None and not norms[reference] > floor:
+    if ref is not None and reference is not None and not norms[reference] > floor:
         ref = None  # an own update that did no work is no reference
     earlier: list[Candidate] = []
     for c in ordered:

@@ -312,9 +312,10 @@ class Attack:
         """The node parts of one attacker (the honest ones where the attack changes nothing)."""
         honest = Parts()
         trainer = functools.partial(self.trainer, seed=seed) if self.trainer else honest.trainer
-        judge: Callable[[Member], Any] = {
+        judges: dict[str | None, Callable[[Member], Any]] = {
             None: honest.judge, "collude": functools.partial(ColludingJudge, cabal=cabal), "lie": LyingJudge,
-        }[self.judge]
+        }
+        judge = judges[self.judge]
         return Parts(trainer=trainer, judge=judge)
 
 

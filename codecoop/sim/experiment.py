@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from codecoop.errors import ConfigError
+from codecoop.sim.experiment_report import write_json, write_report
 
 __all__ = [
     "SETTINGS",
@@ -396,8 +397,7 @@ class ExperimentResult:
         return next((r for r in self.runs if (r.partition, r.setting, r.variant) == (partition, setting, variant)), None)
 
     def to_json(self) -> dict[str, Any]:
-        from codecoop.sim.experiment_report import findings
-
+        """The runs and their setting as plain data (``experiment_report.result_json`` adds the findings)."""
         return {
             "command": self.command,
             "config": self.config.to_json(),
@@ -415,7 +415,6 @@ class ExperimentResult:
             "data": {p: [asdict(o) | {"repositories": list(o.repositories)} for o in orgs] for p, orgs in self.data.items()},
             "shared_files": self.shared,
             "runs": [r.to_json() for r in self.runs],
-            "findings": findings(self),
             "wall_s": round(self.wall_s, 1),
             "invocations": self.invocations,
         }
@@ -649,18 +648,18 @@ class Experiment:
 
         def train() -> Any:
             strategy = parse_strategy(choice.spec).build()
-            glob, state = self._v0, None
+            current, state = self._v0, None
             for r in range(cfg.rounds):
                 updates = []
                 for i, org in enumerate(part.orgs):
-                    local = self._train(org.corpus, cfg.steps, self._seed(3, r, i), glob, choice.mu)
+                    local = self._train(org.corpus, cfg.steps, self._seed(3, r, i), current, choice.mu)
                     updates.append(Update(cid_of(local.to_bytes(include_training=False)), local.tensors, local.num_samples))
-                agg = strategy.aggregate(updates, state, base=glob.tensors)
+                agg = strategy.aggregate(updates, state, base=current.tensors)
                 state = agg.state
-                glob = Adapter(dict(agg.tensors), self.base.model_id, self.base.weights_hash, glob.lora,
+                current = Adapter(dict(agg.tensors), self.base.model_id, self.base.weights_hash, current.lora,
                                {"round": r + 1, "strategy": choice.label})
                 self.log(f"  [{part.name}] {choice.label}: round {r + 1}/{cfg.rounds} aggregated")
-            return glob
+            return current
 
         return self._trained(part, f"federated-{choice.label}", train, cfg.budget_steps)
 
@@ -849,8 +848,6 @@ def run_experiment(config: ExperimentConfig, out: Path | None = None, *, log: Lo
 
     The cache lives in ``out/.cache``; the partial results.json is rewritten after every run.
     """
-    from codecoop.sim.experiment_report import write_json, write_report
-
     experiment = Experiment(config, cache=out / ".cache" if out is not None else None, log=log, command=command)
     result = experiment.run(on_result=(lambda r: write_json(r, out)) if out is not None else (lambda r: None))
     if out is not None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from codecoop.sim.experiment import ExperimentResult, Leakage, RunResult
 
-__all__ = ["CLOSE", "findings", "write_json", "write_report", "markdown"]
+__all__ = ["CLOSE", "findings", "result_json", "write_json", "write_report", "markdown"]
 
 #: Federated counts as "close to centralized" within this relative perplexity gap.
 CLOSE = 0.05
@@ -27,10 +27,8 @@ _ORDER = {"base": 0, "centralized": 1, "single": 2, "federated": 3, "incremental
 
 
 def _pooled(leaks: Sequence[Leakage | None]) -> Leakage | None:
-    from codecoop.sim.experiment import Leakage
-
     present = [x for x in leaks if x is not None]
-    return Leakage.combine(present) if present else None
+    return type(present[0]).combine(present) if present else None
 
 
 def _leak_json(leak: Leakage | None) -> dict[str, Any] | None:
@@ -144,8 +142,8 @@ def _finding_c(result: ExperimentResult) -> dict[str, Any]:
         "base_duplicated": _leak_json(_pooled([r.duplicated for r in base])),
         "base_unique": _leak_json(_pooled([r.unique for r in base])),
         "by_setting": by_setting,
-        "runs_duplicated_higher": sum(1 for r in runs if r.duplicated.ratio > r.unique.ratio),  # type: ignore[union-attr]
-        "runs_unique_higher": sum(1 for r in runs if r.unique.ratio > r.duplicated.ratio),  # type: ignore[union-attr]
+        "runs_duplicated_higher": sum(1 for r in runs if r.duplicated.ratio > r.unique.ratio),  # type: ignore[union-attr,misc]
+        "runs_unique_higher": sum(1 for r in runs if r.unique.ratio > r.duplicated.ratio),  # type: ignore[union-attr,misc]
         "reproduced": bool(dup and uni and dup.memorized_lines > 0 and dup.ratio > uni.ratio),
     })
     return out
@@ -184,13 +182,23 @@ def findings(result: ExperimentResult) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------- writing
+def result_json(result: ExperimentResult) -> dict[str, Any]:
+    """results.json's content: the result's plain data with its findings after the runs."""
+    out: dict[str, Any] = {}
+    for key, value in result.to_json().items():
+        out[key] = value
+        if key == "runs":
+            out["findings"] = findings(result)
+    return out
+
+
 def write_json(result: ExperimentResult, out: Path) -> Path:
     """Write ``out/results.json`` atomically (the harness calls this after every run)."""
     from codecoop.training.cache import atomic_write_bytes
 
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
-    atomic_write_bytes(path, (json.dumps(result.to_json(), indent=1, sort_keys=False) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(result_json(result), indent=1, sort_keys=False) + "\n").encode())
     return path
 
 
@@ -223,7 +231,7 @@ def _sorted_runs(result: ExperimentResult, partition: str) -> list[RunResult]:
 def markdown(result: ExperimentResult, figures: Sequence[str] = ()) -> str:
     """The README.md of one experiment: command, setup, one table per partition, memorization, findings."""
     cfg = result.config
-    data = result.to_json()
+    data = result_json(result)
     names = [f"org-{i}" for i in range(cfg.orgs)]
     lines = [
         f"# Experiment: {cfg.model}, {cfg.orgs} organisations, {cfg.rounds} rounds x {cfg.steps} steps",
@@ -409,7 +417,7 @@ def _plots(result: ExperimentResult, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paths = []
+    paths: list[Path] = []
     parts = [p for p in result.config.partitions if any(r.partition == p for r in result.runs)]
     if not parts:
         return paths
