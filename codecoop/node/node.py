@@ -126,44 +126,21 @@ class Node:
 
     Parameters
     ----------
-    name:
-        A label for events and logs (e.g. the organisation's name).
-    journal:
-        Its local journal (one per node and deployment).
-    on_event:
-        Called with every :class:`NodeEvent` (progress display, reports).
-    on_train_step:
-        Passed to ``train_lora`` as ``on_step``.
     parts:
         Which trainer, judge and aggregator the node runs (default: the honest ones).
+    **member:
+        Who the member is and what it works with: everything :class:`~codecoop.node.member.Member`
+        takes (name, account, deployment, store, transport, base, corpus, settings, journal,
+        on_event, on_train_step).
     """
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        account: Any,
-        deployment: Deployment,
-        store: ContentStore,
-        transport: Transport,
-        base: Any,
-        corpus: Any,
-        settings: NodeSettings,
-        journal: Journal,
-        on_event: Callable[[NodeEvent], None] | None = None,
-        on_train_step: Callable[[Any], None] | None = None,
-        parts: Parts = Parts(),
-    ):
-        self.member = Member(
-            name=name, account=account, deployment=deployment, store=store, transport=transport, base=base,
-            corpus=corpus, settings=settings, journal=journal, on_event=on_event, on_train_step=on_train_step,
-        )  # fmt: skip
-        self.name = name
-        self.account = account
-        self.address: str = account.address
-        self.deployment = deployment
-        self.settings = settings
-        self.journal = journal
+    def __init__(self, *, parts: Parts = Parts(), **member: Any):
+        self.member = Member(**member)
+        m = self.member
+        self.name, self.account, self.address = m.name, m.account, m.address
+        self.deployment: Deployment = m.deployment
+        self.settings: NodeSettings = m.settings
+        self.journal: Journal = m.journal
         self.trainer = parts.trainer(self.member)
         self.judge = parts.judge(self.member)
         self.aggregator = parts.aggregator(self.member)

@@ -21,7 +21,7 @@ from eth_utils import keccak
 
 from codecoop.chain.backend import Chain
 from codecoop.chain.cid import cid_from_bytes
-from codecoop.chain.clients import MemberStatus
+from codecoop.chain.clients import MemberStatus, UpdateSubmitted
 from codecoop.chain.deployment import Deployment
 from codecoop.chain.logs import EventDecoder, LedgerEvent, read_logs
 from codecoop.token.rewards import RewardRules, Vote
@@ -120,15 +120,8 @@ class MemberRecord:
     status_changes: list[tuple[int, MemberStatus, MemberStatus]] = field(default_factory=list)
 
 
-@dataclass
-class UpdateRecord:
-    round: int
-    update_id: int
-    submitter: str
-    cid: str
-    n_samples: int
-    meta_cid: str | None
-    block: int
+#: A registered update, as the chain layer reads its ``UpdateSubmitted`` event.
+UpdateRecord = UpdateSubmitted
 
 
 @dataclass(frozen=True)
