@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import psutil
 import torch
-
 from _common import machine, peak_rss, print_table, print_targets, target, write_results
 
 from codecoop.aggregation import Update, get_strategy
@@ -146,7 +145,7 @@ def run_size(n: int, params: int, reps: int, rows: list[dict[str, Any]]) -> None
         del agg
         rows.append(row)
         print(f"  n={n:>2} params={total / 1e6:6.1f}M {op:<14} ours {t_ours:8.3f}s"
-              + (f"  flwr {row['flwr_s']:8.3f}s  ratio {row['ratio']:.3f}" if "flwr_s" in row else f"  flwr skipped"),
+              + (f"  flwr {row['flwr_s']:8.3f}s  ratio {row['ratio']:.3f}" if "flwr_s" in row else "  flwr skipped"),
               flush=True)
 
 

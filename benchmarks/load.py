@@ -226,26 +226,26 @@ def main() -> int:
     print_table(
         ["backend", "N", "txs", "wall s", "gas/round", "gas/member", "own txs/member", "shared/member", "gas/vote", "largest tx", "accepted", "as expected"],
         [
-            [l.backend, l.members, l.transactions, f"{l.wall_s:.1f}", f"{l.gas_total:,}", f"{l.gas_per_member:,.0f}",
-             f"{l.own_gas_per_member:,.0f}", f"{l.shared_gas_per_member:,.0f}", f"{l.gas_per_vote:,.0f}",
-             f"{l.max_tx_gas:,} ({l.max_tx_op})", f"{len(l.accepted)}/{l.members}", "yes" if l.correct else "NO"]
-            for l in loads
+            [load.backend, load.members, load.transactions, f"{load.wall_s:.1f}", f"{load.gas_total:,}", f"{load.gas_per_member:,.0f}",
+             f"{load.own_gas_per_member:,.0f}", f"{load.shared_gas_per_member:,.0f}", f"{load.gas_per_vote:,.0f}",
+             f"{load.max_tx_gas:,} ({load.max_tx_op})", f"{len(load.accepted)}/{load.members}", "yes" if load.correct else "NO"]
+            for load in loads
         ],
     )  # fmt: skip
 
-    embedded = {l.members: l for l in loads if l.backend == "eth-tester"}
+    embedded = {load.members: load for load in loads if load.backend == "eth-tester"}
     big = embedded[50]
     projected, projected_op = projected_max_tx(embedded)
     targets = [
-        target("updates decided as the quorum rule says (every size and backend)", sum(l.correct for l in loads) / len(loads), 1.0, ">="),
-        target("member's own gas at 50 / linear through 4 and 16", round(linear_excess({n: l.own_gas_per_member for n, l in embedded.items()}), 4), 1.1, "<="),
+        target("updates decided as the quorum rule says (every size and backend)", sum(load.correct for load in loads) / len(loads), 1.0, ">="),
+        target("member's own gas at 50 / linear through 4 and 16", round(linear_excess({n: load.own_gas_per_member for n, load in embedded.items()}), 4), 1.1, "<="),
         target("gas per vote at 50 / at 4", round(big.gas_per_vote / embedded[4].gas_per_vote, 4), 1.1, "<="),
         target("shared round gas per member at 50 / at 4", round(big.shared_gas_per_member / embedded[4].shared_gas_per_member, 4), 1.1, "<="),
-        target("largest transaction at 50 members / block gas limit", round(max(l.max_tx_gas / l.block_gas_limit for l in loads), 4), 1.0, "<="),
+        target("largest transaction at 50 members / block gas limit", round(max(load.max_tx_gas / load.block_gas_limit for load in loads), 4), 1.0, "<="),
         target(f"largest transaction projected to {MAX_UPDATES} updates / block gas limit", round(projected / big.block_gas_limit, 4), 1.0, "<="),
         target("claims / reserved rewards at 50 members", round(big.minted / big.granted, 6) if big.granted else float(big.minted > 0), 1.0, "<="),
     ]  # fmt: skip
-    hardhat = {l.members: l for l in loads if l.backend == "hardhat"}
+    hardhat = {load.members: load for load in loads if load.backend == "hardhat"}
     if 50 in hardhat:
         targets.append(target("hardhat gas per round at 50 / eth-tester", round(hardhat[50].gas_total / big.gas_total, 4), 1.01, "<="))
     path = write_results(
@@ -258,9 +258,9 @@ def main() -> int:
             "hardhat": hardhat_note or "measured",
             "projected_largest_tx": {"updates": MAX_UPDATES, "gas": projected, "operation": projected_op},
             "rounds": [
-                {**asdict(l), "gas_per_member": round(l.gas_per_member), "own_gas_per_member": round(l.own_gas_per_member),
-                 "shared_gas_per_member": round(l.shared_gas_per_member), "gas_per_vote": round(l.gas_per_vote), "correct": l.correct}
-                for l in loads
+                {**asdict(load), "gas_per_member": round(load.gas_per_member), "own_gas_per_member": round(load.own_gas_per_member),
+                 "shared_gas_per_member": round(load.shared_gas_per_member), "gas_per_vote": round(load.gas_per_vote), "correct": load.correct}
+                for load in loads
             ],
         },  # fmt: skip
         targets,

@@ -91,15 +91,15 @@ def main() -> None:
                 plain.write_bytes(data)
                 cid = cid_of(data)
                 figures: dict[str, float | None] = {}
-                figures["floor_read_sha256"] = _rate(size, lambda: _floor(plain), repeats)
-                figures["localstore_put"] = _rate(size, lambda: local.put(data), repeats)
-                figures["localstore_get"] = _rate(size, lambda: local.get(cid), repeats)
+                figures["floor_read_sha256"] = _rate(size, lambda: _floor(plain), repeats)  # noqa: B023 (called before the loop moves on)
+                figures["localstore_put"] = _rate(size, lambda: local.put(data), repeats)  # noqa: B023 (called before the loop moves on)
+                figures["localstore_get"] = _rate(size, lambda: local.get(cid), repeats)  # noqa: B023 (called before the loop moves on)
                 if ipfs is not None:
-                    figures["ipfsstore_put"] = _rate(size, lambda: ipfs.put(data), repeats)
-                    figures["ipfsstore_get"] = _rate(size, lambda: ipfs.get(cid), repeats)
+                    figures["ipfsstore_put"] = _rate(size, lambda: ipfs.put(data), repeats)  # noqa: B023 (called before the loop moves on)
+                    figures["ipfsstore_get"] = _rate(size, lambda: ipfs.get(cid), repeats)  # noqa: B023 (called before the loop moves on)
                 else:
                     figures["ipfsstore_put"] = figures["ipfsstore_get"] = None
-                figures["p2p_fetch"] = _rate(size, lambda: p2p.fetch(cid), repeats)
+                figures["p2p_fetch"] = _rate(size, lambda: p2p.fetch(cid), repeats)  # noqa: B023 (called before the loop moves on)
                 results[f"{size // MB}MB"] = figures
                 floor = figures["floor_read_sha256"]
                 for name, value in figures.items():

@@ -31,8 +31,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from codecoop.audit.concentration import Concentration, concentration
 from codecoop.aggregation.spec import parse_strategy
+from codecoop.audit.concentration import Concentration, concentration
 from codecoop.errors import CodecoopError, IntegrityError, ObjectNotFound, StorageError, TensorFormatError
 from codecoop.token.ledger import Ledger, Mint, Reservation, RoundRecord, welcome_ref
 from codecoop.token.rewards import RoundOutcome, cap_to_member, claim_amount, decide_round, reserve

@@ -674,7 +674,7 @@ class Experiment:
             seed = self._seed(4, *[p + 1 for p in prefix])
             corpus = part.orgs[prefix[-1]].corpus
             adapter, stage = self._trained(part, "stage-" + "-".join(map(str, prefix)),
-                                           lambda: self._train(corpus, per_org, seed, start), per_org)
+                                           lambda: self._train(corpus, per_org, seed, start), per_org)  # noqa: B023 (called at once)
             info = {"steps": before["steps"] + stage["steps"], "tokens": before["tokens"] + stage["tokens"],
                     "train_s": round(before["train_s"] + stage["train_s"], 2)}
         return adapter, info

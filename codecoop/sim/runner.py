@@ -121,9 +121,9 @@ class Simulation:
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> SimReport:
+        from codecoop.aggregation.spec import parse_strategy
         from codecoop.chain import FederationParams, connect, deploy
         from codecoop.node import InProcessNetwork, Journal, NodeSettings
-        from codecoop.aggregation.spec import parse_strategy
         from codecoop.sim.byzantine import assign_attacks, node_factories, parse_byzantine
         from codecoop.sim.data import default_sources, organisation_files
         from codecoop.storage import LocalStore

@@ -91,7 +91,7 @@ except BaseException as exc:
     _exit(1)
 _write(_out, ("\n" + token + "\n").encode())
 _exit(0)
-""" % {"newnet": _CLONE_NEWNET, "newuser": _CLONE_NEWUSER}
+""" % {"newnet": _CLONE_NEWNET, "newuser": _CLONE_NEWUSER}  # noqa: UP031 (the template is Python code full of braces)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aggregation.data import make_updates  # noqa: E402
-
 from codecoop.aggregation import Aggregate, Update, available_strategies, get_strategy  # noqa: E402
 
 CONFIGS: dict[str, dict[str, object]] = {name: {"f": 2} if "krum" in name else {} for name in available_strategies()}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from codecoop.audit.clones import CloneIndex, covered_lines, function_prompts, normalise_line, normalise_text
+from codecoop.audit.clones import CloneIndex, function_prompts, normalise_line, normalise_text
 from codecoop.audit.memorization import memorization_of_texts
 
 PRIVATE = '''\

@@ -28,7 +28,7 @@ def test_the_embedded_chain_mines_travels_in_time_and_reverts_to_a_snapshot():
 
 
 def test_a_url_that_is_no_json_rpc_url_is_refused_with_what_to_write():
-    with pytest.raises(ChainError, match="must be 'embedded' or an http\(s\) JSON-RPC URL"):
+    with pytest.raises(ChainError, match=r"must be 'embedded' or an http\(s\) JSON-RPC URL"):
         connect("ws://127.0.0.1:8545")
 
 

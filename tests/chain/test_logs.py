@@ -5,8 +5,8 @@ from __future__ import annotations
 import tempfile
 
 from codecoop.audit.synthetic import SyntheticFederation
-from codecoop.chain.devtools import DevFederation
 from codecoop.chain.backend import Chain
+from codecoop.chain.devtools import DevFederation
 from codecoop.chain.logs import read_logs
 from codecoop.chain.params import FederationParams
 from codecoop.storage import LocalStore

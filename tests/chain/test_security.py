@@ -42,8 +42,8 @@ from codecoop.chain.compile import SETTINGS, Artifact, compile_contracts, contra
 from codecoop.chain.deployment import deploy, raw_cid
 from codecoop.chain.devtools import DevFederation
 from codecoop.chain.params import FederationParams
-from codecoop.chain.units import TOKEN_UNIT
 from codecoop.chain.reverts import RevertDecoder
+from codecoop.chain.units import TOKEN_UNIT
 from codecoop.errors import ContractRevert
 from codecoop.paths import cache_root
 

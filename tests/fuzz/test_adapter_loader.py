@@ -182,7 +182,7 @@ def _payloads(marker: pathlib.Path) -> dict[str, bytes]:
 
 def test_the_pickle_payloads_are_live(tmp_path) -> None:
     # The control for the next test: opened the unsafe way, each payload does create its file.
-    for i, (kind, blob) in enumerate(_payloads(tmp_path / "control").items()):
+    for kind, blob in _payloads(tmp_path / "control").items():
         (tmp_path / "control").unlink(missing_ok=True)
         if kind == "torch.save":
             torch.load(io.BytesIO(blob), weights_only=False)

@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from codecoop.chain.clients import ProposalState
-from codecoop.chain.devtools import DevFederation
 from eth_account import Account
 
+from codecoop.chain.clients import ProposalState
+from codecoop.chain.devtools import DevFederation
 from codecoop.cli import main
 from codecoop.token.ledger import Ledger
 

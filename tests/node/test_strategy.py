@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from codecoop.errors import ConfigError
 from codecoop.aggregation.spec import parse_strategy
+from codecoop.errors import ConfigError
 
 
 def test_a_bare_name_has_no_parameters():

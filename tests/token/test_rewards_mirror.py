@@ -9,8 +9,8 @@ import pytest
 
 from codecoop.chain.devtools import DevFederation
 from codecoop.chain.params import TOKEN_UNIT, FederationParams
-from codecoop.token.ledger import Ledger
 from codecoop.token import RewardRules, Vote, cap_to_member, claim_amount, decide_round, reserve
+from codecoop.token.ledger import Ledger
 
 BOUND = 100_000
 

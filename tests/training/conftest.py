@@ -14,7 +14,6 @@ import torch
 from codecoop.training import BaseModel, CodeCorpus, load_base
 
 
-
 @pytest.fixture(scope="session")
 def tiny() -> BaseModel:
     """The tiny Llama on the CPU, shared by every test; tests must leave it unmodified.

@@ -32,7 +32,7 @@ class RpcChain(Chain):
         deadline = time.monotonic() + min(timeout, 10.0)
         while True:
             try:
-                w3.eth.chain_id
+                _ = w3.eth.chain_id  # the first call that needs the node
                 break
             except Exception as exc:
                 if time.monotonic() > deadline:
