@@ -8,8 +8,7 @@ Importing this package is cheap: web3, torch and matplotlib load when an audit o
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from codecoop.lazy import lazy_attributes
 
 __all__ = [
     "AuditReport",
@@ -48,7 +47,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"codecoop.audit.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'codecoop.audit' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _WHERE)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from codecoop.lazy import lazy_attributes
+
 __all__ = [
     "connect",
     "Chain",
@@ -60,9 +62,10 @@ _WHERE = {
 }
 
 
+_lazy = lazy_attributes(__name__, _WHERE)
+
+
 def __getattr__(name: str) -> Any:
     if name == "reverts":
         return importlib.import_module("codecoop.chain.reverts")
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"codecoop.chain.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'codecoop.chain' has no attribute {name!r}")
+    return _lazy(name)

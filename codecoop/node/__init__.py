@@ -12,8 +12,7 @@ Names load lazily: ``import codecoop.node`` does not import torch, web3 or libp2
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from codecoop.lazy import lazy_attributes
 
 __all__ = [
     "Node",
@@ -54,7 +53,4 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"codecoop.node.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'codecoop.node' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _WHERE)
