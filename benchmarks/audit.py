@@ -51,8 +51,8 @@ def main() -> None:
                 sim.run_round(harmful=[built % MEMBERS] if built % 7 == 0 else ())
                 built += 1
             build_s += time.perf_counter() - started
-            plain = audit_deployment(sim.fed.d)
-            full = audit_deployment(sim.fed.d, store=store)
+            plain = audit_deployment(sim.fed.deployment)
+            full = audit_deployment(sim.fed.deployment, store=store)
             assert plain.clean and full.clean, (plain.findings, full.findings)
             chain_s = plain.timings["rebuild_s"] + plain.timings["checks_s"]
             full_s = sum(full.timings.values())

@@ -62,7 +62,7 @@ def main() -> int:
     args = parser.parse_args()
     t0 = time.perf_counter()
     fed = DevFederation.create(4)
-    deploy_gas = sum(fed.d.record.gas_used.values())
+    deploy_gas = sum(fed.deployment.record.gas_used.values())
     first = fed.run_round(tag="first")
     steady = fed.run_round(tag="steady")
     rows, targets = [], []
@@ -104,7 +104,7 @@ def main() -> int:
             "first_round": {op: max(g) for op, g in first.gas.items()},
             "steady_round": {op: max(g) for op, g in steady.gas.items()},
             "floors": {op: BASE + SLOT * k for op, k in NEW_SLOTS.items()},
-            "deploy": fed.d.record.gas_used,
+            "deploy": fed.deployment.record.gas_used,
             "by_members": {str(n): v for n, v in per_size.items()},
         },
         targets,

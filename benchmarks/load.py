@@ -133,10 +133,10 @@ def measure(n: int, *, chain: Chain | None = None, backend: str = "eth-tester", 
     if warmup:
         fed.run_round(vote=vote, tag="warm-up")
         # A fresh epoch: the warm-up spent this one's issuance cap, and the measured round must pay.
-        token = fed.d.token
-        fed.chain.mine_to(token.current_epoch_start() + fed.d.params.epoch_length)
+        token = fed.deployment.token
+        fed.chain.mine_to(token.current_epoch_start() + fed.deployment.params.epoch_length)
     setup_s = time.perf_counter() - t0
-    w3, rounds = fed.chain.w3, fed.d.rounds
+    w3, rounds = fed.chain.w3, fed.deployment.rounds
     start = fed.chain.block_number
     t0 = time.perf_counter()
     rec = fed.run_round(vote=vote, tag="load")
@@ -169,7 +169,7 @@ def measure(n: int, *, chain: Chain | None = None, backend: str = "eth-tester", 
         votes=sum(len(e.args["updateIds"]) for e in revealed),
         decided=len(decided),
         accepted=tuple(e.args["updateId"] for e in decided if e.args["accepted"]),
-        expected=expected_accepted(n, fed.d.params.quorum_bps),
+        expected=expected_accepted(n, fed.deployment.params.quorum_bps),
         requested=info.requested,
         granted=info.granted,
         minted=sum(rec.minted.values()),

@@ -82,7 +82,7 @@ class SyntheticFederation:
             Members who confirm a forged aggregate instead of the real one; with at least ``k`` of them
             confirming first, the forged CID completes the round.
         """
-        fed, d = self.fed, self.fed.d
+        fed, d = self.fed, self.fed.deployment
         n = len(fed.members)
         submitters = list(range(n)) if submitters is None else list(submitters)
         voters = list(range(n)) if voters is None else list(voters)

@@ -36,7 +36,7 @@ class DevFederation:
 
     def __init__(self, chain: Chain, deployment: Deployment, members: list[LocalAccount]):
         self.chain = chain
-        self.d = deployment
+        self.deployment = deployment
         self.members = members
 
     @classmethod
@@ -60,9 +60,9 @@ class DevFederation:
         for _ in range(n):
             account = self.chain.new_account()
             index = len(self.members)
-            self.d.members.join(account, f"12D3KooWdev{index}", [f"/ip4/127.0.0.1/tcp/{4001 + index}"])
+            self.deployment.members.join(account, f"12D3KooWdev{index}", [f"/ip4/127.0.0.1/tcp/{4001 + index}"])
             if delegate:
-                self.d.token.delegate(account)
+                self.deployment.token.delegate(account)
             self.members.append(account)
             added.append(account)
         return added
@@ -84,7 +84,7 @@ class DevFederation:
         n = len(self.members)
         submitters = list(range(n)) if submitters is None else submitters
         voters = list(range(n)) if voters is None else voters
-        rounds = self.d.rounds
+        rounds = self.deployment.rounds
         opener = self.members[(submitters or voters or [0])[0]]
         tx_round = rounds.open_round(opener)
         rec = RoundRecord(round=tx_round)
@@ -125,14 +125,14 @@ class DevFederation:
 
     def pass_proposal(self, calls: list[tuple[str, bytes]], description: str, *, voters: list[int] | None = None) -> int:
         """Take a proposal through the DAO: propose, vote for (every member by default), queue, wait, execute."""
-        gov = self.d.governor
+        gov = self.deployment.governor
         proposer = self.members[0]
         proposal = gov.propose(proposer, calls, description)
-        self.chain.mine(self.d.params.voting_delay + 1)
+        self.chain.mine(self.deployment.params.voting_delay + 1)
         for i in range(len(self.members)) if voters is None else voters:
             gov.cast_vote(self.members[i], proposal, 1)
         self.chain.mine_to(gov.deadline(proposal) + 1)
         gov.queue(proposer, calls, description)
-        self.chain.time_travel(self.d.params.timelock_delay + 1)
+        self.chain.time_travel(self.deployment.params.timelock_delay + 1)
         gov.execute(proposer, calls, description)
         return proposal

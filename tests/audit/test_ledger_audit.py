@@ -9,18 +9,18 @@ from codecoop.storage import LocalStore
 
 
 def test_an_honest_history_audits_clean_with_every_check_run(history):
-    report = audit_deployment(history.fed.d, store=history.store)
+    report = audit_deployment(history.fed.deployment, store=history.store)
     assert report.findings == []
     assert {c.name: c.status for c in report.checks} == dict.fromkeys(
         ["rounds", "mints", "caps", "supply", "storage", "aggregates", "voters", "governance", "concentration"], "pass"
     )
     assert report.summary["rounds"] == 3 and report.summary["aggregates"] == 3
     assert all(r.recomputed for r in report.rounds)
-    assert report.summary["total_supply"] == history.fed.d.token.total_supply()
+    assert report.summary["total_supply"] == history.fed.deployment.token.total_supply()
 
 
 def test_the_harmful_update_is_rejected_and_its_voters_rewarded_for_rejecting_it(history):
-    report = audit_deployment(history.fed.d)
+    report = audit_deployment(history.fed.deployment)
     second = report.rounds[1]
     assert (second.accepted, second.rejected) == (3, 1)
 
@@ -28,12 +28,12 @@ def test_the_harmful_update_is_rejected_and_its_voters_rewarded_for_rejecting_it
 def test_a_tampered_stored_update_is_found(history, tmp_path):
     root = tmp_path / "store"
     shutil.copytree(history.root, root)
-    cid = history.fed.d.rounds.update(1, 0).cid
+    cid = history.fed.deployment.rounds.update(1, 0).cid
     obj = root / "objects" / cid[-2:] / cid
     data = bytearray(obj.read_bytes())
     data[-1] ^= 0x01
     obj.write_bytes(bytes(data))
-    report = audit_deployment(history.fed.d, store=LocalStore(root))
+    report = audit_deployment(history.fed.deployment, store=LocalStore(root))
     assert report.kinds() == {"tampered-object"}
     (finding,) = report.findings
     assert finding.round == 1 and cid in finding.message
@@ -42,16 +42,16 @@ def test_a_tampered_stored_update_is_found(history, tmp_path):
 def test_a_missing_stored_update_is_found(history, tmp_path):
     root = tmp_path / "store"
     shutil.copytree(history.root, root)
-    cid = history.fed.d.rounds.update(2, 1).cid
+    cid = history.fed.deployment.rounds.update(2, 1).cid
     (root / "objects" / cid[-2:] / cid).unlink()
-    report = audit_deployment(history.fed.d, store=LocalStore(root))
+    report = audit_deployment(history.fed.deployment, store=LocalStore(root))
     assert report.kinds() == {"missing-object"}
 
 
 def test_an_aggregate_confirmed_by_colluders_that_does_not_recompute_is_found(history):
     forged = history.sim.run_round(colluders=[0, 1])
     assert forged.aggregate_cid != forged.honest_aggregate_cid
-    report = audit_deployment(history.fed.d, store=history.store)
+    report = audit_deployment(history.fed.deployment, store=history.store)
     assert report.kinds() == {"aggregate-mismatch"}
     (finding,) = report.findings
     assert finding.round == forged.round
@@ -63,7 +63,7 @@ def test_an_aggregate_confirmed_by_colluders_that_does_not_recompute_is_found(hi
 def test_a_lying_voter_is_found(history):
     for _ in range(2):
         history.sim.run_round(harmful=[3], liars=[1])
-    report = audit_deployment(history.fed.d, store=history.store)
+    report = audit_deployment(history.fed.deployment, store=history.store)
     liar = history.fed.members[1].address
     assert report.kinds() == {"outlier-voter"}
     assert [f.member for f in report.findings] == [liar]
@@ -72,7 +72,7 @@ def test_a_lying_voter_is_found(history):
 def test_a_voter_contradicting_its_own_measurement_is_found(history):
     fed = history.fed
     record = fed.run_round(vote=lambda voter, update: (True, -20_000) if voter == 2 else (True, 40_000), claim=False)
-    report = audit_deployment(fed.d)
+    report = audit_deployment(fed.deployment)
     assert "inconsistent-vote" in report.kinds()
     assert {f.member for f in report.findings if f.kind == "inconsistent-vote"} == {fed.members[2].address}
     assert record.accepted
@@ -82,18 +82,18 @@ def test_the_audit_reads_only_the_chain(history):
     """A deployment object attached afresh (no node state, no simulator) gives the same report."""
     from codecoop.chain.deployment import Deployment
 
-    d = Deployment(history.fed.chain, history.fed.d.record)
+    d = Deployment(history.fed.chain, history.fed.deployment.record)
     assert audit_deployment(d, store=history.store).findings == []
 
 
 def test_without_a_store_the_storage_checks_are_skipped_not_passed(history):
-    report = audit_deployment(history.fed.d)
+    report = audit_deployment(history.fed.deployment)
     status = {c.name: c.status for c in report.checks}
     assert status["storage"] == status["aggregates"] == "skipped"
     assert report.clean
 
 
 def test_recomputation_can_be_turned_off(history):
-    report = audit_deployment(history.fed.d, store=history.store, recompute=False)
+    report = audit_deployment(history.fed.deployment, store=history.store, recompute=False)
     status = {c.name: c.status for c in report.checks}
     assert (status["storage"], status["aggregates"]) == ("pass", "skipped")

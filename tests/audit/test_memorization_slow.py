@@ -99,8 +99,8 @@ def test_a_member_configured_against_leaking_releases_votes_against_one(smollm2,
     fed = DevFederation.create(3, FederationParams(voting_period=15, vote_extension=3, base_model_id="smollm2-135m"))
     store_root = tmp_path / "store"
     cid = LocalStore(store_root, durable=False).put(adapter.to_bytes())
-    gov = fed.d.governor
-    proposal = release(fed.d, "v1", cid)
+    gov = fed.deployment.governor
+    proposal = release(fed.deployment, "v1", cid)
     pid = gov.propose(fed.members[0], list(proposal.calls), proposal.description)
     fed.chain.mine_to(gov.snapshot(pid) + 1)
 
@@ -113,7 +113,7 @@ def test_a_member_configured_against_leaking_releases_votes_against_one(smollm2,
         f"[data]\ncode = ['{data}']\n\n[audit]\nvote_against_failing_releases = true\nmemorization_prompts = 3\n"
         "memorization_max_new_tokens = 80\n"
     )
-    common = ["--store-root", str(store_root), "--chain", "http://embedded.test", "--deployment", str(fed.d.save(tmp_path / "d.json")),
+    common = ["--store-root", str(store_root), "--chain", "http://embedded.test", "--deployment", str(fed.deployment.save(tmp_path / "d.json")),
               "--keystore", str(keystore), "--password-env", "CODECOOP_GATE_PW"]  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(backend, "connect", lambda url, **kw: fed.chain)

@@ -11,17 +11,17 @@ from codecoop.chain.deployment import raw_cid
 
 
 def test_a_parameter_change_passes_through_the_governor_and_the_timelock(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     calls = [(rounds.address, rounds.encode("setQuorum", 7500)), (rounds.address, rounds.encode("setAggregationStrategy", "fedtrimmedavg:beta=0.2"))]
     proposal = fed.pass_proposal(calls, "Raise the quorum to 75% and trim outliers")
-    assert fed.d.governor.state(proposal) is ProposalState.EXECUTED
+    assert fed.deployment.governor.state(proposal) is ProposalState.EXECUTED
     assert rounds.params().quorum_bps == 7500
     assert rounds.aggregation_strategy() == "fedtrimmedavg:beta=0.2"
     assert [e.args["quorumBps"] for e in rounds.events("QuorumSet")][-1] == 7500
 
 
 def test_a_model_release_is_written_by_the_timelock_after_a_passed_proposal(fed):
-    models = fed.d.models
+    models = fed.deployment.models
     cid, metrics = raw_cid(b"model v1"), raw_cid(b"metrics v1")
     calls = [(models.address, models.encode("release", "v1", cid_to_bytes(cid), 0, cid_to_bytes(metrics), "tiny"))]
     fed.pass_proposal(calls, "Release v1")
@@ -34,33 +34,33 @@ def test_a_model_release_is_written_by_the_timelock_after_a_passed_proposal(fed)
 
 
 def test_governance_admits_pending_members_when_admission_needs_approval(fed):
-    members = fed.d.members
+    members = fed.deployment.members
     fed.pass_proposal([(members.address, members.encode("setAdmission", 1))], "Admission by approval")
     applicant = fed.chain.new_account()
     members.join(applicant, "12D3KooWapplicant")
     assert members.status(applicant.address) is MemberStatus.PENDING
-    assert fed.d.token.balance_of(applicant.address) == 0
+    assert fed.deployment.token.balance_of(applicant.address) == 0
     with pytest.raises(reverts.NotActiveMember):
-        fed.d.rounds.open_round(applicant)
+        fed.deployment.rounds.open_round(applicant)
     fed.pass_proposal([(members.address, members.encode("approve", applicant.address))], "Admit the applicant")
     assert members.status(applicant.address) is MemberStatus.ACTIVE
-    assert fed.d.token.balance_of(applicant.address) == fed.d.params.welcome_grant
+    assert fed.deployment.token.balance_of(applicant.address) == fed.deployment.params.welcome_grant
 
 
 def test_a_suspended_member_cannot_act_until_reinstated(fed):
-    members, target = fed.d.members, fed.members[3]
+    members, target = fed.deployment.members, fed.members[3]
     fed.pass_proposal([(members.address, members.encode("suspend", target.address))], "Suspend member 3")
     with pytest.raises(reverts.NotActiveMember):
-        fed.d.rounds.open_round(target)
+        fed.deployment.rounds.open_round(target)
     fed.pass_proposal([(members.address, members.encode("reinstate", target.address))], "Reinstate member 3")
     assert members.is_active(target.address)
 
 
 def test_a_proposal_without_enough_votes_is_defeated_and_cannot_be_queued(fed):
-    gov, rounds = fed.d.governor, fed.d.rounds
+    gov, rounds = fed.deployment.governor, fed.deployment.rounds
     calls = [(rounds.address, rounds.encode("setQuorum", 100))]
     proposal = gov.propose(fed.members[0], calls, "Lower the quorum")
-    fed.chain.mine(fed.d.params.voting_delay + 1)
+    fed.chain.mine(fed.deployment.params.voting_delay + 1)
     for m in fed.members[:3]:
         gov.cast_vote(m, proposal, 0)
     gov.cast_vote(fed.members[3], proposal, 1)
@@ -68,18 +68,18 @@ def test_a_proposal_without_enough_votes_is_defeated_and_cannot_be_queued(fed):
     assert gov.state(proposal) is ProposalState.DEFEATED
     with pytest.raises(reverts.GovernorUnexpectedProposalState):
         gov.queue(fed.members[0], calls, "Lower the quorum")
-    assert rounds.params().quorum_bps == fed.d.params.quorum_bps
+    assert rounds.params().quorum_bps == fed.deployment.params.quorum_bps
 
 
 def test_transfers_can_be_enabled_only_by_governance(fed):
-    token = fed.d.token
+    token = fed.deployment.token
     fed.pass_proposal([(token.address, token.encode("setTransfersEnabled", True))], "Enable transfers")
     token.transfer(fed.members[0], fed.members[1].address, 1)
-    assert token.balance_of(fed.members[1].address) == fed.d.params.welcome_grant + 1
+    assert token.balance_of(fed.members[1].address) == fed.deployment.params.welcome_grant + 1
 
 
 def test_a_release_that_breaks_the_registry_rules_fails_at_execution_with_the_named_error(fed):
-    models = fed.d.models
+    models = fed.deployment.models
     first = [(models.address, models.encode("release", "v1", cid_to_bytes(raw_cid(b"a")), 0, b"", "tiny"))]
     fed.pass_proposal(first, "Release v1")
     again = [(models.address, models.encode("release", "v1", cid_to_bytes(raw_cid(b"b")), 0, b"", "tiny"))]
@@ -92,7 +92,7 @@ def test_a_release_that_breaks_the_registry_rules_fails_at_execution_with_the_na
 
 
 def test_out_of_range_parameters_are_refused_even_through_governance(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     for fn, args, name in [("setQuorum", (0,), "quorumBps"), ("setWindows", (0, 1, 1, 1), "windows"), ("setMaxUpdates", (113,), "maxUpdates")]:
         with pytest.raises(reverts.InvalidParameter) as e:
             fed.pass_proposal([(rounds.address, rounds.encode(fn, *args))], f"bad {name}")

@@ -26,22 +26,22 @@ def test_a_full_round_and_a_governance_change_on_a_hardhat_node(hardhat, tmp_pat
     fed = DevFederation.create(4, PARAMS, chain=chain)
     record = fed.run_round()
     assert record.accepted == (0, 1, 2, 3)
-    assert fed.d.rounds.phase(record.round) is Phase.COMPLETED
-    assert fed.d.rounds.current_base() == record.aggregate_cid
+    assert fed.deployment.rounds.phase(record.round) is Phase.COMPLETED
+    assert fed.deployment.rounds.current_base() == record.aggregate_cid
     assert all(m > 0 for m in record.minted.values())
     with pytest.raises(reverts.AlreadyClaimed):
-        fed.d.rounds.claim(fed.members[0], record.round)  # a typed revert over JSON-RPC
-    rounds = fed.d.rounds
+        fed.deployment.rounds.claim(fed.members[0], record.round)  # a typed revert over JSON-RPC
+    rounds = fed.deployment.rounds
     fed.pass_proposal([(rounds.address, rounds.encode("setQuorum", 6000))], "quorum 60%")
     assert rounds.params().quorum_bps == 6000
-    reattached = Deployment.load(fed.d.save(tmp_path / "d.json"), connect(hardhat.url))
+    reattached = Deployment.load(fed.deployment.save(tmp_path / "d.json"), connect(hardhat.url))
     assert reattached.rounds.current_round() == record.round
 
 
 def test_reverts_over_json_rpc_are_typed_and_named(hardhat):
     fed = DevFederation.create(2, PARAMS, chain=connect(hardhat.url))
-    r = fed.d.rounds.open_round(fed.members[0])
-    fed.d.rounds.submit_update(fed.members[0], r, "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq", 5)
+    r = fed.deployment.rounds.open_round(fed.members[0])
+    fed.deployment.rounds.submit_update(fed.members[0], r, "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq", 5)
     with pytest.raises(reverts.AlreadySubmitted) as e:
-        fed.d.rounds.submit_update(fed.members[0], r, "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq", 5)
+        fed.deployment.rounds.submit_update(fed.members[0], r, "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq", 5)
     assert "one update per round" in str(e.value)

@@ -72,10 +72,10 @@ def test_cids_the_contracts_cannot_take_are_refused(bad):
 
 
 def test_a_deployment_record_round_trips_and_refuses_another_chain(fed, tmp_path):
-    path = fed.d.save(tmp_path / "fed.json")
+    path = fed.deployment.save(tmp_path / "fed.json")
     again = Deployment.load(path, fed.chain)
-    assert again.addresses == fed.d.addresses and again.params == fed.d.params
-    assert again.rounds.current_round() == fed.d.rounds.current_round()
+    assert again.addresses == fed.deployment.addresses and again.params == fed.deployment.params
+    assert again.rounds.current_round() == fed.deployment.rounds.current_round()
     other = connect()
     with pytest.raises(ConfigError, match="chain id|no contract"):
         Deployment.load(path, other)

@@ -18,7 +18,7 @@ def test_the_fast_embedded_reader_equals_eth_getlogs_over_full_rounds():
         sim = SyntheticFederation(DevFederation.create(4, params), LocalStore(tmp, durable=False), seed=2)
         for r in range(3):
             sim.run_round(harmful=[1] if r == 1 else ())
-        d, chain = sim.fed.d, sim.fed.chain
+        d, chain = sim.fed.deployment, sim.fed.chain
         wanted = {d.token.contract.address, d.rounds.contract.address, d.members.contract.address}
         fast = chain.read_logs(wanted, 0, chain.block_number)
         assert fast == Chain.read_logs(chain, wanted, 0, chain.block_number), "the embedded reader is eth_getLogs"

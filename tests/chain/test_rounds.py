@@ -17,7 +17,7 @@ def cid(text: str) -> str:
 
 def open_with_updates(fed, submitters=(0, 1, 2, 3)):
     """Open a round and let ``submitters`` submit; returns (round id, RoundInfo)."""
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r = rounds.open_round(fed.members[0])
     for i in submitters:
         rounds.submit_update(fed.members[i], r, cid(f"u{r}-{i}"), 100 + i)
@@ -25,19 +25,19 @@ def open_with_updates(fed, submitters=(0, 1, 2, 3)):
 
 
 def to_phase(fed, r, phase: Phase):
-    info = fed.d.rounds.round(r)
+    info = fed.deployment.rounds.round(r)
     target = {
         Phase.COMMIT: info.submit_end + 1,
         Phase.REVEAL: info.commit_end + 1,
         Phase.FINALIZABLE: info.reveal_end + 1,
     }[phase]
     fed.chain.mine_to(target)
-    assert fed.d.rounds.phase(r) is phase
+    assert fed.deployment.rounds.phase(r) is phase
 
 
 def vote_all(fed, r, votes, voters=(0, 1, 2, 3)):
     """Commit and reveal ``votes(voter, update) -> (approve, delta)`` for every other member's update."""
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     owners = {u.update_id: fed.members.index(next(m for m in fed.members if m.address == u.submitter)) for u in rounds.updates(r)}
     ballots = {i: Ballot.of({u: votes(i, u) for u, owner in owners.items() if owner != i}) for i in voters}
     to_phase(fed, r, Phase.COMMIT)
@@ -54,7 +54,7 @@ def vote_all(fed, r, votes, voters=(0, 1, 2, 3)):
 
 
 def test_a_round_passes_through_every_phase_and_completes_on_k_matching_confirmations(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r, info = open_with_updates(fed)
     assert info.phase is Phase.SUBMIT and info.update_count == 4 and info.base_cid is None
     vote_all(fed, r, lambda v, u: (True, 40_000))
@@ -73,7 +73,7 @@ def test_a_round_passes_through_every_phase_and_completes_on_k_matching_confirma
 
 
 def test_update_cids_and_sample_counts_are_recorded_exactly(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r = rounds.open_round(fed.members[0])
     c = cid("exact")
     meta = cid("meta")
@@ -86,29 +86,29 @@ def test_update_cids_and_sample_counts_are_recorded_exactly(fed):
 
 
 def test_submitted_updates_read_the_events_as_typed_values_with_sample_counts_per_update(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r = rounds.open_round(fed.members[0])
     meta = cid("meta")
     rounds.submit_update(fed.members[1], r, cid("first"), 4242, meta)
     rounds.submit_update(fed.members[2], r, cid("second"), 7)
-    first, second = rounds.submitted_updates(r, fed.d.record.block)
+    first, second = rounds.submitted_updates(r, fed.deployment.record.block)
     assert (first.round, first.update_id, first.submitter) == (r, 0, fed.members[1].address)
     assert (first.cid, first.n_samples, first.meta_cid) == (cid("first"), 4242, meta)
     assert second.meta_cid is None and second.block >= first.block
-    assert rounds.sample_counts(r, fed.d.record.block) == {0: 4242, 1: 7}
+    assert rounds.sample_counts(r, fed.deployment.record.block) == {0: 4242, 1: 7}
     assert [u.update_id for u in rounds.submitted_updates(r, submitter=fed.members[2].address)] == [1]
 
 
 def test_committed_voters_lists_the_members_that_committed_in_the_round(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r, _ = open_with_updates(fed, submitters=(0, 1))
     to_phase(fed, r, Phase.COMMIT)
     rounds.commit_votes(fed.members[2], r, Ballot.of({0: (True, 1), 1: (True, 1)}))
-    assert rounds.committed_voters(r, fed.d.record.block) == [fed.members[2].address]
+    assert rounds.committed_voters(r, fed.deployment.record.block) == [fed.members[2].address]
 
 
 def test_round_structs_are_decoded_by_their_abi_field_names(fed):
-    rounds, params = fed.d.rounds, fed.d.params
+    rounds, params = fed.deployment.rounds, fed.deployment.params
     r, info = open_with_updates(fed, submitters=(0,))
     assert info.commit_end - info.submit_end == params.commit_window
     assert info.reveal_end - info.commit_end == params.reveal_window
@@ -125,7 +125,7 @@ def test_round_structs_are_decoded_by_their_abi_field_names(fed):
 def test_submitting_twice_in_a_round_reverts_AlreadySubmitted(fed):
     r, _ = open_with_updates(fed, submitters=(1,))
     with pytest.raises(reverts.AlreadySubmitted) as e:
-        fed.d.rounds.submit_update(fed.members[1], r, cid("again"), 1)
+        fed.deployment.rounds.submit_update(fed.members[1], r, cid("again"), 1)
     assert "one update per round" in str(e.value)
     assert isinstance(e.value, ContractRevert) and e.value.error == "AlreadySubmitted"
 
@@ -136,54 +136,54 @@ def test_without_preflight_a_revert_is_still_raised_typed_from_the_mined_receipt
     fed.chain.preflight = False
     try:
         with pytest.raises(reverts.AlreadySubmitted):
-            fed.d.rounds.submit_update(fed.members[1], r, cid("again"), 1)
+            fed.deployment.rounds.submit_update(fed.members[1], r, cid("again"), 1)
     finally:
         fed.chain.preflight = True
     assert fed.chain.block_number == block + 1, "the failed transaction was mined, not stopped before sending"
-    assert len(fed.d.rounds.updates(r)) == 1
+    assert len(fed.deployment.rounds.updates(r)) == 1
 
 
 def test_submitting_after_the_submit_window_reverts_WrongPhase(fed):
     r, _ = open_with_updates(fed, submitters=())
     to_phase(fed, r, Phase.COMMIT)
     with pytest.raises(reverts.WrongPhase):
-        fed.d.rounds.submit_update(fed.members[0], r, cid("late"), 1)
+        fed.deployment.rounds.submit_update(fed.members[0], r, cid("late"), 1)
 
 
 def test_submitting_to_a_round_that_was_never_opened_reverts_UnknownRound(fed):
     with pytest.raises(reverts.UnknownRound):
-        fed.d.rounds.submit_update(fed.members[0], 99, cid("x"), 1)
+        fed.deployment.rounds.submit_update(fed.members[0], 99, cid("x"), 1)
 
 
 def test_a_non_member_cannot_open_submit_or_vote(fed):
     outsider = fed.chain.new_account()
     with pytest.raises(reverts.NotActiveMember):
-        fed.d.rounds.open_round(outsider)
+        fed.deployment.rounds.open_round(outsider)
     r, _ = open_with_updates(fed, submitters=())
     with pytest.raises(reverts.NotActiveMember):
-        fed.d.rounds.submit_update(outsider, r, cid("x"), 1)
+        fed.deployment.rounds.submit_update(outsider, r, cid("x"), 1)
 
 
 def test_zero_samples_and_malformed_cids_are_refused(fed):
     r, _ = open_with_updates(fed, submitters=())
     with pytest.raises(reverts.ZeroSamples):
-        fed.d.rounds.submit_update(fed.members[0], r, cid("x"), 0)
+        fed.deployment.rounds.submit_update(fed.members[0], r, cid("x"), 0)
     bad = bytearray(cid_to_bytes(cid("x")))
     bad[2] = 0x13  # sha2-512 code with a 32-byte length: not a sha2-256 CID
     with pytest.raises(reverts.InvalidCid):
         fed.chain.transact(
-            fed.d.rounds.contract.functions.submitUpdate(r, bytes(bad), 1, b""), fed.members[0]
+            fed.deployment.rounds.contract.functions.submitUpdate(r, bytes(bad), 1, b""), fed.members[0]
         )
 
 
 def test_opening_a_round_while_the_previous_one_runs_reverts(fed):
     open_with_updates(fed, submitters=())
     with pytest.raises(reverts.PreviousRoundNotDone):
-        fed.d.rounds.open_round(fed.members[1])
+        fed.deployment.rounds.open_round(fed.members[1])
 
 
 def test_a_reveal_that_does_not_match_the_commitment_reverts_RevealMismatch(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r, _ = open_with_updates(fed)
     to_phase(fed, r, Phase.COMMIT)
     ballot = Ballot.of({1: (True, 10), 2: (False, -5)})
@@ -198,7 +198,7 @@ def test_a_reveal_that_does_not_match_the_commitment_reverts_RevealMismatch(fed)
 
 
 def test_voting_on_ones_own_update_reverts_SelfVote(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r, _ = open_with_updates(fed)
     to_phase(fed, r, Phase.COMMIT)
     ballot = Ballot.of({0: (True, 1), 1: (True, 1)})  # member 0 owns update 0
@@ -209,7 +209,7 @@ def test_voting_on_ones_own_update_reverts_SelfVote(fed):
 
 
 def test_duplicate_and_unknown_update_ids_in_a_ballot_revert(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r, _ = open_with_updates(fed)
     to_phase(fed, r, Phase.COMMIT)
     dup = Ballot(update_ids=(1, 1), approve=(True, True), loss_delta=(1, 1))
@@ -229,18 +229,18 @@ def test_revealing_without_a_commitment_reverts_NoCommitment(fed):
     r, _ = open_with_updates(fed)
     to_phase(fed, r, Phase.REVEAL)
     with pytest.raises(reverts.NoCommitment):
-        fed.d.rounds.reveal_votes(fed.members[2], r, Ballot.of({0: (True, 1)}))
+        fed.deployment.rounds.reveal_votes(fed.members[2], r, Ballot.of({0: (True, 1)}))
 
 
 def test_finalizing_before_the_reveal_window_ends_reverts_WrongPhase(fed):
     r, _ = open_with_updates(fed)
     to_phase(fed, r, Phase.REVEAL)
     with pytest.raises(reverts.WrongPhase):
-        fed.d.rounds.finalize(fed.members[0], r)
+        fed.deployment.rounds.finalize(fed.members[0], r)
 
 
 def test_confirming_a_different_cid_after_the_quorum_reverts_AggregateMismatch(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r, _ = open_with_updates(fed)
     vote_all(fed, r, lambda v, u: (True, 1_000))
     rounds.finalize(fed.members[0], r)
@@ -254,7 +254,7 @@ def test_confirming_a_different_cid_after_the_quorum_reverts_AggregateMismatch(f
 
 
 def test_a_lone_liar_cannot_complete_a_round_with_a_different_cid(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r, _ = open_with_updates(fed)
     vote_all(fed, r, lambda v, u: (True, 1_000))
     rounds.finalize(fed.members[0], r)
@@ -266,7 +266,7 @@ def test_a_lone_liar_cannot_complete_a_round_with_a_different_cid(fed):
 
 
 def test_only_members_who_revealed_may_confirm(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r, _ = open_with_updates(fed)
     vote_all(fed, r, lambda v, u: (True, 1_000), voters=(0, 1, 2))
     rounds.finalize(fed.members[0], r)
@@ -275,7 +275,7 @@ def test_only_members_who_revealed_may_confirm(fed):
 
 
 def test_a_round_whose_aggregate_is_never_confirmed_fails_and_keeps_its_base(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r, _ = open_with_updates(fed)
     vote_all(fed, r, lambda v, u: (True, 1_000))
     rounds.finalize(fed.members[0], r)
@@ -290,7 +290,7 @@ def test_a_round_whose_aggregate_is_never_confirmed_fails_and_keeps_its_base(fed
 
 
 def test_claiming_twice_or_with_nothing_earned_reverts(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r, _ = open_with_updates(fed, submitters=(0,))
     vote_all(fed, r, lambda v, u: (True, 1_000), voters=(1, 2))
     with pytest.raises(reverts.WrongPhase):
@@ -307,7 +307,7 @@ def test_claiming_twice_or_with_nothing_earned_reverts(fed):
 
 
 def test_an_update_is_accepted_when_approvals_exceed_rejections_and_reach_the_quorum(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r, _ = open_with_updates(fed)
     # update 0: all three others approve; update 1: 1 approve, 2 reject; update 2: 2 approve, 1 reject;
     # update 3: nobody votes on it
@@ -328,7 +328,7 @@ def test_an_update_is_accepted_when_approvals_exceed_rejections_and_reach_the_qu
 
 
 def test_an_unvoted_round_completes_on_its_base_without_confirmations(fed):
-    rounds = fed.d.rounds
+    rounds = fed.deployment.rounds
     r, _ = open_with_updates(fed, submitters=(0,))
     to_phase(fed, r, Phase.FINALIZABLE)
     result = rounds.finalize(fed.members[1], r)
@@ -337,7 +337,7 @@ def test_an_unvoted_round_completes_on_its_base_without_confirmations(fed):
 
 
 def test_rewards_follow_the_clamped_mean_of_approvers_loss_delta_and_matching_votes(fed):
-    rounds, p = fed.d.rounds, fed.d.params
+    rounds, p = fed.deployment.rounds, fed.deployment.params
     r, _ = open_with_updates(fed)
     # each approver reports 60% of the bound; one liar on update 0 reports 100x the bound
     liar = 1
@@ -353,14 +353,14 @@ def test_rewards_follow_the_clamped_mean_of_approvers_loss_delta_and_matching_vo
     assert score == (p.reward_bound + 2 * (p.reward_bound * 6 // 10)) // 3
     expected = p.submit_reward * score // p.reward_bound + 3 * p.voter_reward
     assert rounds.entitlement(r, fed.members[0].address) == expected
-    before = fed.d.token.balance_of(fed.members[0].address)
+    before = fed.deployment.token.balance_of(fed.members[0].address)
     claimed = rounds.claim(fed.members[0], r)
     assert claimed.minted == expected
-    assert fed.d.token.balance_of(fed.members[0].address) - before == expected
+    assert fed.deployment.token.balance_of(fed.members[0].address) - before == expected
 
 
 def test_negative_loss_delta_counts_as_zero_improvement(fed):
-    rounds, p = fed.d.rounds, fed.d.params
+    rounds, p = fed.deployment.rounds, fed.deployment.params
     r, _ = open_with_updates(fed, submitters=(0,))
     vote_all(fed, r, lambda v, u: (True, -(10**9)), voters=(1, 2, 3))
     rounds.finalize(fed.members[1], r)
@@ -370,7 +370,7 @@ def test_negative_loss_delta_counts_as_zero_improvement(fed):
 
 
 def test_only_votes_that_match_the_outcome_earn_the_voter_reward(fed):
-    rounds, p = fed.d.rounds, fed.d.params
+    rounds, p = fed.deployment.rounds, fed.deployment.params
     r, _ = open_with_updates(fed, submitters=(0, 1))
     vote_all(fed, r, lambda v, u: (v != 3, 10_000), voters=(1, 2, 3))  # member 3 rejects everything
     rounds.finalize(fed.members[1], r)

@@ -138,7 +138,7 @@ class World:
 
     def address(self, role: str) -> str:
         account = self.account(role)
-        return account.address if account else self.fed.d.addresses[CONTRACT_ROLES[role]]
+        return account.address if account else self.fed.deployment.addresses[CONTRACT_ROLES[role]]
 
     def at(self, stage: str) -> None:
         """Put the chain in ``stage`` (snapshots survive any number of reverts)."""
@@ -153,7 +153,7 @@ def world() -> World:
     admin = chain.new_account()
     fed = DevFederation(chain, deploy(chain, PARAMS, deployer=admin), [])
     fed.add_members(5)
-    d, m = fed.d, fed.members
+    d, m = fed.deployment, fed.members
     w = World(fed, admin, chain.new_account(), chain.new_account())
     w.round1 = fed.run_round(claim=False).round
     fed.pass_proposal(
@@ -246,7 +246,7 @@ def _cid(w: World, text: str = "matrix") -> bytes:
 
 
 def _schedule_args(w: World, c: str) -> tuple:
-    rounds = w.fed.d.rounds
+    rounds = w.fed.deployment.rounds
     return (rounds.address, 0, rounds.encode("setQuorum", 6000), ZERO32, keccak(text="matrix"), 1)
 
 
@@ -282,14 +282,14 @@ MATRIX: dict[str, dict[str, Entry]] = {
             ("minter",), "UnauthorizedMinter", args=lambda w, c: (w.address("member"), 0, 1, ZERO32)
         ),
         "grantWelcome(address)": only(("registry",), "UnauthorizedMinter", args=lambda w, c: (w.applicant.address,)),
-        "setMinter(address)": governance(lambda w, c: (w.fed.d.rounds.address,)),
-        "setRegistry(address)": governance(lambda w, c: (w.fed.d.members.address,)),
+        "setMinter(address)": governance(lambda w, c: (w.fed.deployment.rounds.address,)),
+        "setRegistry(address)": governance(lambda w, c: (w.fed.deployment.members.address,)),
         "setTransfersEnabled(bool)": governance(lambda w, c: (False,)),
         "setEpochLength(uint64)": governance(lambda w, c: (PARAMS.epoch_length,)),
         "setEpochCap(uint256)": governance(lambda w, c: (PARAMS.epoch_cap,)),
         "setMemberEpochCap(uint256)": governance(lambda w, c: (PARAMS.member_epoch_cap,)),
         "setWelcomeGrant(uint256)": governance(lambda w, c: (PARAMS.welcome_grant,)),
-        "transferOwnership(address)": governance(lambda w, c: (w.fed.d.timelock.address,)),
+        "transferOwnership(address)": governance(lambda w, c: (w.fed.deployment.timelock.address,)),
         "renounceOwnership()": governance(),
     },
     "MemberRegistry": {
@@ -302,7 +302,7 @@ MATRIX: dict[str, dict[str, Entry]] = {
         "reinstate(address)": governance(lambda w, c: (w.suspended.address,)),
         "remove(address)": governance(lambda w, c: (w.fed.members[2].address,)),
         "setAdmission(uint8)": governance(lambda w, c: (0,)),
-        "transferOwnership(address)": governance(lambda w, c: (w.fed.d.timelock.address,)),
+        "transferOwnership(address)": governance(lambda w, c: (w.fed.deployment.timelock.address,)),
         "renounceOwnership()": governance(),
     },
     "RoundManager": {
@@ -326,14 +326,14 @@ MATRIX: dict[str, dict[str, Entry]] = {
         "setRewards(uint128,uint128,uint64)": governance(lambda w, c: (PARAMS.submit_reward, PARAMS.voter_reward, PARAMS.reward_bound)),
         "setAggregationStrategy(string)": governance(lambda w, c: ("fedavg",)),
         "setBase(bytes)": governance(lambda w, c: (b"",)),
-        "transferOwnership(address)": governance(lambda w, c: (w.fed.d.timelock.address,)),
+        "transferOwnership(address)": governance(lambda w, c: (w.fed.deployment.timelock.address,)),
         "renounceOwnership()": governance(),
     },
     "ModelRegistry": {
         "release(string,bytes,uint256,bytes,string)": governance(lambda w, c: ("matrix", _cid(w), 0, b"", "tiny")),
         "setCharter(bytes,string,bytes32)": governance(lambda w, c: (_cid(w, "charter"), "tiny", ZERO32)),
         "setMinImprovement(uint16)": governance(lambda w, c: (100,)),
-        "transferOwnership(address)": governance(lambda w, c: (w.fed.d.timelock.address,)),
+        "transferOwnership(address)": governance(lambda w, c: (w.fed.deployment.timelock.address,)),
         "renounceOwnership()": governance(),
     },
     "CoopTimelock": {
@@ -349,7 +349,7 @@ MATRIX: dict[str, dict[str, Entry]] = {
         "executeBatch(address[],uint256[],bytes[],bytes32,bytes32)": everyone(OK, "ready", _batch_args),
         "updateDelay(uint256)": only(("timelock",), "TimelockUnauthorizedCaller", args=lambda w, c: (1,)),
         "grantRole(bytes32,address)": only(
-            ("timelock",), "AccessControlUnauthorizedAccount", args=lambda w, c: (PROPOSER_ROLE, w.fed.d.governor.address)
+            ("timelock",), "AccessControlUnauthorizedAccount", args=lambda w, c: (PROPOSER_ROLE, w.fed.deployment.governor.address)
         ),
         "revokeRole(bytes32,address)": only(
             ("timelock",), "AccessControlUnauthorizedAccount", args=lambda w, c: (CANCELLER_ROLE, w.address("outsider"))
@@ -363,7 +363,7 @@ MATRIX: dict[str, dict[str, Entry]] = {
     "CoopGovernor": {
         # Proposal threshold 0: anyone may propose; votes weigh what the voter held at the snapshot.
         "propose(address[],uint256[],bytes[],string)": everyone(
-            OK, args=lambda w, c: ([w.fed.d.rounds.address], [0], [w.fed.d.rounds.encode("setQuorum", 6000)], f"from {c}")
+            OK, args=lambda w, c: ([w.fed.deployment.rounds.address], [0], [w.fed.deployment.rounds.encode("setQuorum", 6000)], f"from {c}")
         ),
         "castVote(uint256,uint8)": everyone(OK, "voting", lambda w, c: (w.proposal_id, 1)),
         "castVoteWithReason(uint256,uint8,string)": everyone(OK, "voting", lambda w, c: (w.proposal_id, 0, "no")),
@@ -378,13 +378,13 @@ MATRIX: dict[str, dict[str, Entry]] = {
         "execute(address[],uint256[],bytes[],bytes32)": everyone(OK, "ready", _proposal_args),
         # Only the proposer, and only before voting starts.
         "cancel(address[],uint256[],bytes[],bytes32)": only(("member",), "GovernorUnableToCancel", "pending", _proposal_args),
-        "relay(address,uint256,bytes)": governor_only(lambda w, c: (w.fed.d.token.address, 0, w.fed.d.token.encode("name"))),
+        "relay(address,uint256,bytes)": governor_only(lambda w, c: (w.fed.deployment.token.address, 0, w.fed.deployment.token.encode("name"))),
         "setVotingDelay(uint48)": governor_only(lambda w, c: (PARAMS.voting_delay,)),
         "setVotingPeriod(uint32)": governor_only(lambda w, c: (PARAMS.voting_period,)),
         "setProposalThreshold(uint256)": governor_only(lambda w, c: (0,)),
         "setLateQuorumVoteExtension(uint48)": governor_only(lambda w, c: (PARAMS.vote_extension,)),
         "updateQuorumNumerator(uint256)": governor_only(lambda w, c: (PARAMS.quorum_percent,)),
-        "updateTimelock(address)": governor_only(lambda w, c: (w.fed.d.timelock.address,)),
+        "updateTimelock(address)": governor_only(lambda w, c: (w.fed.deployment.timelock.address,)),
         # With a timelock as executor the governor holds no funds or tokens: deposits are refused.
         "onERC721Received(address,address,uint256,bytes)": everyone("GovernorDisabledDeposit", args=lambda w, c: (c, c, 1, b"")),
         "onERC1155Received(address,address,uint256,uint256,bytes)": everyone("GovernorDisabledDeposit", args=lambda w, c: (c, c, 1, 1, b"")),
@@ -418,7 +418,7 @@ def attempt(w: World, contract: str, signature: str, role: str) -> tuple[str, tu
     """Call ``signature`` as ``role`` in the entry's stage: ``("ok", ())`` or ``(error, error args)``."""
     entry = MATRIX[contract][signature]
     w.at(entry.stage)
-    chain, client = w.fed.chain, getattr(w.fed.d, CLIENTS[contract])
+    chain, client = w.fed.chain, getattr(w.fed.deployment, CLIENTS[contract])
     caller = w.address(role)
     if signature == "receive()":
         tx: dict[str, Any] = {"to": client.address, "data": b"", "value": 0}
@@ -453,7 +453,7 @@ CELLS = [(c, s) for c, fns in MATRIX.items() for s in fns]
 
 
 def test_the_matrix_covers_every_state_changing_function(world: World) -> None:
-    for contract, abi in world.fed.d.record.abis.items():
+    for contract, abi in world.fed.deployment.record.abis.items():
         functions = state_changing(abi)
         assert functions == set(MATRIX[contract]), (
             f"{contract}: add an access-matrix entry for {sorted(functions - set(MATRIX[contract]))}; "
@@ -482,7 +482,7 @@ def test_everything_the_matrix_allows_the_timelock_runs_in_one_passed_proposal(w
     world.current = ""
     calls, renounce = [], []
     for contract, fns in MATRIX.items():
-        client = getattr(world.fed.d, CLIENTS[contract])
+        client = getattr(world.fed.deployment, CLIENTS[contract])
         for signature, entry in fns.items():
             if entry.stage != "idle" or entry.outcomes["timelock"] != OK or signature == "receive()":
                 continue
@@ -490,7 +490,7 @@ def test_everything_the_matrix_allows_the_timelock_runs_in_one_passed_proposal(w
             call = (client.address, bytes.fromhex(fn._encode_transaction_data()[2:]))
             (renounce if signature == "renounceOwnership()" else calls).append(call)
     proposal = world.fed.pass_proposal(calls + renounce, "Every governance call at once")
-    d = world.fed.d
+    d = world.fed.deployment
     executed = d.governor.events("ProposalExecuted")
     assert [e.args["proposalId"] for e in executed][-1] == proposal
     assert d.models.version_by_tag("matrix").id == 1
@@ -648,7 +648,7 @@ def test_calls_re_entered_from_the_reservation_in_finalize_leave_the_round_consi
 def test_the_real_token_calls_no_hook_on_a_contract_member(fed) -> None:
     """``ContributionToken._update`` (mints, delegation checkpoints) makes no external call: a contract
     member armed to re-enter its claim is never called back while it joins, votes, earns and claims."""
-    chain, d, rounds = fed.chain, fed.d, fed.d.rounds
+    chain, d, rounds = fed.chain, fed.deployment, fed.deployment.rounds
     attacker = create(chain, fed.members[0], "Reenterer")
 
     def act(client: Any, fn: str, *args: Any) -> None:
@@ -683,7 +683,7 @@ def _governor_salt(d: Any, description: str) -> bytes:
 
 
 def test_a_proposal_that_re_executes_its_own_timelock_batch_reverts_whole_and_stays_queued(fed) -> None:
-    chain, d = fed.chain, fed.d
+    chain, d = fed.chain, fed.deployment
     attacker = create(chain, fed.members[0], "Reenterer")
     description = "Raise the quorum (and try to run twice)"
     calls = [(d.rounds.address, d.rounds.encode("setQuorum", 6000)), (attacker.address, bytes.fromhex(attacker.encode_abi("poke", [])[2:]))]
@@ -701,7 +701,7 @@ def test_a_proposal_that_re_executes_its_own_timelock_batch_reverts_whole_and_st
 
 
 def test_a_proposal_target_that_re_enters_gains_none_of_the_timelocks_powers(fed) -> None:
-    chain, d = fed.chain, fed.d
+    chain, d = fed.chain, fed.deployment
     attacker = create(chain, fed.members[0], "Reenterer")
     description = "Call a contract that tries everything"
     calls = [(attacker.address, bytes.fromhex(attacker.encode_abi("poke", [])[2:]))]
@@ -736,12 +736,12 @@ FULL_ROUND = 4 * PARAMS.submit_reward + 12 * PARAMS.voter_reward
 def _full_round(fed: DevFederation) -> tuple[int, Any]:
     """A round in which every member approves every other update at the reward bound, finalized
     (a previous round is left to fail its unconfirmed aggregate first: its rewards stay claimable)."""
-    previous = fed.d.rounds.current_round()
+    previous = fed.deployment.rounds.current_round()
     if previous:
-        fed.chain.mine_to(fed.d.rounds.round(previous).confirm_end + 1)
+        fed.chain.mine_to(fed.deployment.rounds.round(previous).confirm_end + 1)
     r, _ = open_with_updates(fed)
-    vote_all(fed, r, lambda v, u: (True, fed.d.params.reward_bound))
-    return r, fed.d.rounds.finalize(fed.members[0], r)
+    vote_all(fed, r, lambda v, u: (True, fed.deployment.params.reward_bound))
+    return r, fed.deployment.rounds.finalize(fed.members[0], r)
 
 
 @pytest.mark.parametrize("offset", [0, -1, 1], ids=["exactly-the-cap", "one-wei-over", "one-wei-under"])
@@ -749,10 +749,10 @@ def test_the_epoch_cap_at_its_boundary_grants_at_most_what_is_left_and_claims_ne
     fed = _capped(cap_total=FULL_ROUND + offset, cap_member=10**6 * TOKEN_UNIT)
     r, result = _full_round(fed)
     assert result.requested == FULL_ROUND and result.granted == min(FULL_ROUND, FULL_ROUND + offset)
-    minted = [fed.d.rounds.claim(m, r).minted for m in fed.members]
+    minted = [fed.deployment.rounds.claim(m, r).minted for m in fed.members]
     assert sum(minted) <= result.granted and result.granted - sum(minted) < len(minted)  # floor per claim
     assert minted == [FULL_ROUND // 4 * result.granted // FULL_ROUND] * 4
-    assert fed.d.token.reserved_in(result.epoch) == result.granted
+    assert fed.deployment.token.reserved_in(result.epoch) == result.granted
     r2, again = _full_round(fed)
     assert again.epoch == result.epoch and again.granted == max(0, offset)  # what was left, and not a wei more
 
@@ -762,12 +762,12 @@ def test_the_member_cap_at_its_boundary_mints_at_most_the_cap(offset: int) -> No
     owed = FULL_ROUND // 4
     fed = _capped(cap_total=10**6 * TOKEN_UNIT, cap_member=owed + offset)
     r, result = _full_round(fed)
-    claim = fed.d.rounds.claim(fed.members[0], r)
+    claim = fed.deployment.rounds.claim(fed.members[0], r)
     assert claim.amount == owed and claim.minted == min(owed, owed + offset)
-    assert len(fed.d.token.events("AllocationCut")) == (1 if offset < 0 else 0)
+    assert len(fed.deployment.token.events("AllocationCut")) == (1 if offset < 0 else 0)
     r2, _ = _full_round(fed)
-    assert fed.d.rounds.claim(fed.members[0], r2).minted == 0  # the cap is used up for this epoch
-    assert fed.d.token.member_minted(result.epoch, fed.members[0].address) == owed + min(offset, 0)
+    assert fed.deployment.rounds.claim(fed.members[0], r2).minted == 0  # the cap is used up for this epoch
+    assert fed.deployment.token.member_minted(result.epoch, fed.members[0].address) == owed + min(offset, 0)
 
 
 def test_rewards_and_caps_at_their_uint96_limits_neither_overflow_nor_pass_a_cap() -> None:
@@ -779,14 +779,14 @@ def test_rewards_and_caps_at_their_uint96_limits_neither_overflow_nor_pass_a_cap
     fed = DevFederation.create(4, params)
     r, result = _full_round(fed)
     assert result.requested == result.granted == 16 * top  # 4 updates at full score + 12 matching votes
-    claims = [fed.d.rounds.claim(m, r) for m in fed.members]
+    claims = [fed.deployment.rounds.claim(m, r) for m in fed.members]
     assert [c.amount for c in claims] == [4 * top] * 4 and [c.minted for c in claims] == [top] * 4
-    assert fed.d.token.total_supply() == 4 * top
+    assert fed.deployment.token.total_supply() == 4 * top
     with pytest.raises(reverts.SafeCastOverflowedUintDowncast):
-        fed.pass_proposal([(fed.d.token.address, fed.d.token.encode("setMemberEpochCap", top + 1))], "member cap past uint96")
+        fed.pass_proposal([(fed.deployment.token.address, fed.deployment.token.encode("setMemberEpochCap", top + 1))], "member cap past uint96")
     for args, name in [((top + 1, 0, 1), "rewards"), ((0, top + 1, 1), "rewards"), ((1, 1, 2**40 + 1), "rewardBound")]:
         with pytest.raises(reverts.InvalidParameter) as e:
-            fed.pass_proposal([(fed.d.rounds.address, fed.d.rounds.encode("setRewards", *args))], f"past the limit {args}")
+            fed.pass_proposal([(fed.deployment.rounds.address, fed.deployment.rounds.encode("setRewards", *args))], f"past the limit {args}")
         assert e.value.error_args == (name,)
 
 
@@ -805,7 +805,7 @@ def test_floor_rounding_over_many_claimants_never_pays_more_than_was_reserved() 
     )  # fmt: skip
     fed = DevFederation.create(n, params)
     rec = fed.run_round(vote=lambda v, u: (True, params.reward_bound))
-    info = fed.d.rounds.round(rec.round)
+    info = fed.deployment.rounds.round(rec.round)
     assert (info.requested, info.granted) == (requested, cap)
     owed = requested // n
     assert sorted(rec.minted.values()) == [owed * cap // requested] * n
@@ -814,12 +814,12 @@ def test_floor_rounding_over_many_claimants_never_pays_more_than_was_reserved() 
 
 @pytest.mark.parametrize("offset, later", [(-1, 0), (0, 1)], ids=["last-block-of-the-epoch", "first-block-of-the-next"])
 def test_a_reservation_is_charged_to_the_epoch_of_the_block_that_finalizes(fed, offset: int, later: int) -> None:
-    token, rounds = fed.d.token, fed.d.rounds
+    token, rounds = fed.deployment.token, fed.deployment.rounds
     r, info = open_with_updates(fed)
     vote_all(fed, r, lambda v, u: (True, 40_000))
-    boundary = token.current_epoch_start() + fed.d.params.epoch_length
+    boundary = token.current_epoch_start() + fed.deployment.params.epoch_length
     if boundary <= fed.chain.block_number + 1:
-        boundary += fed.d.params.epoch_length
+        boundary += fed.deployment.params.epoch_length
     charged = token.epoch_of(boundary - 1) + later
     before = token.reserved_in(charged)  # welcome grants of the first epoch are reserved there too
     fed.chain.mine_to(boundary + offset - 1)  # the finalize transaction is mined in the next block

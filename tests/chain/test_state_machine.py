@@ -45,7 +45,7 @@ class Protocol(RuleBasedStateMachine):
     @initialize()
     def start(self):
         self.fed = federation()
-        self.chain, self.d = self.fed.chain, self.fed.d
+        self.chain, self.deployment = self.fed.chain, self.fed.deployment
         self.snapshot = self.chain.snapshot()
         self.members = list(self.fed.members)
         self.outsiders = list(self.fed.outsiders)
@@ -57,8 +57,8 @@ class Protocol(RuleBasedStateMachine):
 
     # ---------------------------------------------------------------- helpers
     def current(self) -> tuple[int, Phase]:
-        r = self.d.rounds.current_round()
-        return r, self.d.rounds.phase(r) if r else Phase.NONE
+        r = self.deployment.rounds.current_round()
+        return r, self.deployment.rounds.phase(r) if r else Phase.NONE
 
     def attempt(self, action, *allowed: str):
         """Run ``action``; a revert is fine only if it is one of ``allowed``."""
@@ -74,21 +74,21 @@ class Protocol(RuleBasedStateMachine):
         if not self.outsiders:
             return
         account = self.outsiders.pop(i % len(self.outsiders))
-        self.d.members.join(account, f"12D3KooWjoin{len(self.members)}")
-        self.d.token.delegate(account)
+        self.deployment.members.join(account, f"12D3KooWjoin{len(self.members)}")
+        self.deployment.token.delegate(account)
         self.members.append(account)
 
     @rule(i=st.integers(0, 5))
     def open_round(self, i):
         m = self.members[i % len(self.members)]
-        self.attempt(lambda: self.d.rounds.open_round(m), "PreviousRoundNotDone")
+        self.attempt(lambda: self.deployment.rounds.open_round(m), "PreviousRoundNotDone")
 
     @rule(i=st.integers(0, 5), n=st.integers(1, 5000))
     def submit(self, i, n):
         r, phase = self.current()
         m = self.members[i % len(self.members)]
         self.attempt(
-            lambda: self.d.rounds.submit_update(m, r, raw_cid(f"{r}-{m.address}".encode()), n),
+            lambda: self.deployment.rounds.submit_update(m, r, raw_cid(f"{r}-{m.address}".encode()), n),
             "AlreadySubmitted", "WrongPhase", "UnknownRound",
         )
 
@@ -98,21 +98,21 @@ class Protocol(RuleBasedStateMachine):
         if not self.outsiders:
             return
         with pytest.raises(reverts.NotActiveMember):
-            self.d.rounds.submit_update(self.outsiders[i % len(self.outsiders)], r, raw_cid(b"x"), 1)
+            self.deployment.rounds.submit_update(self.outsiders[i % len(self.outsiders)], r, raw_cid(b"x"), 1)
 
     @rule(i=st.integers(0, 5), data=st.data())
     def commit(self, i, data):
         r, phase = self.current()
         m = self.members[i % len(self.members)]
-        count = self.d.rounds.round(r).update_count if r else 0
-        own = self.d.rounds.participation(r, m.address).own_update if count else None
+        count = self.deployment.rounds.round(r).update_count if r else 0
+        own = self.deployment.rounds.participation(r, m.address).own_update if count else None
         others = [u for u in range(count) if u != own or data.draw(st.integers(0, 9)) == 0]
         ids = data.draw(st.lists(st.sampled_from(others), unique=True, max_size=len(others))) if others else []
         bound = PARAMS.reward_bound
         # mostly approvals, so that updates get accepted and rewards minted
         votes = {u: (data.draw(st.integers(0, 4)) > 0, data.draw(st.integers(-bound, 3 * bound))) for u in ids}
         ballot = Ballot.of(votes)
-        if self.attempt(lambda: self.d.rounds.commit_votes(m, r, ballot), "AlreadyCommitted", "WrongPhase", "UnknownRound") is not None:
+        if self.attempt(lambda: self.deployment.rounds.commit_votes(m, r, ballot), "AlreadyCommitted", "WrongPhase", "UnknownRound") is not None:
             self.ballots[(r, m.address)] = ballot
 
     @rule(i=st.integers(0, 5))
@@ -123,23 +123,23 @@ class Protocol(RuleBasedStateMachine):
         if ballot is None:
             return
         result = self.attempt(
-            lambda: self.d.rounds.reveal_votes(m, r, ballot), "AlreadyRevealed", "WrongPhase", "SelfVote"
+            lambda: self.deployment.rounds.reveal_votes(m, r, ballot), "AlreadyRevealed", "WrongPhase", "SelfVote"
         )
         if result is not None:
             with pytest.raises(reverts.AlreadyRevealed):
-                self.d.rounds.reveal_votes(m, r, ballot)
+                self.deployment.rounds.reveal_votes(m, r, ballot)
 
     @rule(i=st.integers(0, 5))
     def finalize(self, i):
         r, _ = self.current()
-        self.attempt(lambda: self.d.rounds.finalize(self.members[i % len(self.members)], r), "WrongPhase", "UnknownRound")
+        self.attempt(lambda: self.deployment.rounds.finalize(self.members[i % len(self.members)], r), "WrongPhase", "UnknownRound")
 
     @rule(i=st.integers(0, 5), honest=st.booleans())
     def confirm(self, i, honest):
         r, _ = self.current()
         cid = raw_cid(f"agg {r} {'good' if honest else 'bad'}".encode())
         self.attempt(
-            lambda: self.d.rounds.confirm_aggregate(self.members[i % len(self.members)], r, cid),
+            lambda: self.deployment.rounds.confirm_aggregate(self.members[i % len(self.members)], r, cid),
             "WrongPhase", "NotEligible", "AlreadyConfirmed", "AggregateMismatch", "UnknownRound",
         )
 
@@ -150,7 +150,7 @@ class Protocol(RuleBasedStateMachine):
         if target < 1:
             return
         self.attempt(
-            lambda: self.d.rounds.claim(self.members[i % len(self.members)], target),
+            lambda: self.deployment.rounds.claim(self.members[i % len(self.members)], target),
             "WrongPhase", "AlreadyClaimed", "NothingToClaim",
         )
 
@@ -165,7 +165,7 @@ class Protocol(RuleBasedStateMachine):
         if phase in (Phase.NONE, Phase.COMPLETED, Phase.FAILED):
             self.open_round(data.draw(st.integers(0, 5)))
             return
-        info = self.d.rounds.round(r)
+        info = self.deployment.rounds.round(r)
         if phase is Phase.SUBMIT:
             for i in range(len(self.members)):
                 if data.draw(st.booleans()):
@@ -189,12 +189,12 @@ class Protocol(RuleBasedStateMachine):
 
     @rule()
     def next_epoch(self):
-        self.chain.mine_to(self.d.token.current_epoch_start() + PARAMS.epoch_length)
+        self.chain.mine_to(self.deployment.token.current_epoch_start() + PARAMS.epoch_length)
 
     @rule(value=st.integers(1, 10_000))
     def member_tries_to_set_a_parameter(self, value):
         with pytest.raises(reverts.OwnableUnauthorizedAccount):
-            self.chain.transact(self.d.rounds.contract.functions.setQuorum(value), self.members[0])
+            self.chain.transact(self.deployment.rounds.contract.functions.setQuorum(value), self.members[0])
 
     # the phase-driving rule is listed three times so that random sequences get through whole rounds
     @rule(data=st.data())
@@ -213,11 +213,11 @@ class Protocol(RuleBasedStateMachine):
 
         Events are read incrementally (from the last checked block) so each step costs what it added.
         """
-        token, rounds = self.d.token, self.d.rounds
+        token, rounds = self.deployment.token, self.deployment.rounds
         seen = getattr(self, "_seen", None)
         if seen is None:
             seen = self._seen = {
-                "from": self.d.record.block, "epoch": defaultdict(int), "member": defaultdict(int),
+                "from": self.deployment.record.block, "epoch": defaultdict(int), "member": defaultdict(int),
                 "reserved": defaultdict(int), "mints": 0, "allocated": 0, "submitter": {}, "revealed": set(),
             }
         head = self.chain.block_number

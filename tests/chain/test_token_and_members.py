@@ -15,30 +15,30 @@ from .test_rounds import open_with_updates, vote_all
 
 def test_joining_admits_the_member_with_the_welcome_grant(fed):
     newcomer = fed.chain.new_account()
-    fed.d.members.join(newcomer, "12D3KooWnew", ["/ip4/127.0.0.1/tcp/4100"])
-    info = fed.d.members.member(newcomer.address)
+    fed.deployment.members.join(newcomer, "12D3KooWnew", ["/ip4/127.0.0.1/tcp/4100"])
+    info = fed.deployment.members.member(newcomer.address)
     assert info.status is MemberStatus.ACTIVE and info.peer_id == "12D3KooWnew"
     assert info.multiaddrs == ("/ip4/127.0.0.1/tcp/4100",)
-    assert fed.d.token.balance_of(newcomer.address) == fed.d.params.welcome_grant
-    assert newcomer.address in [m.address for m in fed.d.members.active_members()]
+    assert fed.deployment.token.balance_of(newcomer.address) == fed.deployment.params.welcome_grant
+    assert newcomer.address in [m.address for m in fed.deployment.members.active_members()]
 
 
 def test_joining_twice_reverts_AlreadyMember(fed):
     with pytest.raises(reverts.AlreadyMember):
-        fed.d.members.join(fed.members[0], "12D3KooWagain")
+        fed.deployment.members.join(fed.members[0], "12D3KooWagain")
 
 
 def test_joining_needs_a_peer_id_and_at_most_eight_addresses(fed):
     newcomer = fed.chain.new_account()
     with pytest.raises(reverts.EmptyPeerId):
-        fed.d.members.join(newcomer, "")
+        fed.deployment.members.join(newcomer, "")
     with pytest.raises(reverts.TooManyMultiaddrs):
-        fed.d.members.join(newcomer, "12D3KooWx", [f"/ip4/127.0.0.1/tcp/{p}" for p in range(9)])
+        fed.deployment.members.join(newcomer, "12D3KooWx", [f"/ip4/127.0.0.1/tcp/{p}" for p in range(9)])
 
 
 def test_a_member_updates_its_own_endpoint(fed):
-    fed.d.members.update_endpoint(fed.members[2], "12D3KooWmoved", ["/ip4/127.0.0.1/tcp/5999"])
-    assert fed.d.members.member(fed.members[2].address).multiaddrs == ("/ip4/127.0.0.1/tcp/5999",)
+    fed.deployment.members.update_endpoint(fed.members[2], "12D3KooWmoved", ["/ip4/127.0.0.1/tcp/5999"])
+    assert fed.deployment.members.member(fed.members[2].address).multiaddrs == ("/ip4/127.0.0.1/tcp/5999",)
 
 
 @pytest.mark.parametrize(
@@ -58,14 +58,14 @@ def test_a_member_updates_its_own_endpoint(fed):
     ],
 )
 def test_governance_calls_from_anyone_but_the_timelock_revert(fed, contract, fn, args):
-    client = getattr(fed.d, contract)
+    client = getattr(fed.deployment, contract)
     with pytest.raises(reverts.OwnableUnauthorizedAccount) as e:
         fed.chain.transact(client.contract.functions[fn](*args), fed.members[0])
     assert "timelock" in str(e.value)
 
 
 def test_nobody_but_the_round_contract_and_the_registry_can_mint(fed):
-    token = fed.d.token
+    token = fed.deployment.token
     with pytest.raises(reverts.UnauthorizedMinter):
         fed.chain.transact(token.contract.functions.reserve(10), fed.members[0])
     with pytest.raises(reverts.UnauthorizedMinter):
@@ -75,23 +75,23 @@ def test_nobody_but_the_round_contract_and_the_registry_can_mint(fed):
 
 
 def test_tokens_are_not_transferable_but_delegation_always_works(fed):
-    token = fed.d.token
+    token = fed.deployment.token
     a, b = fed.members[0], fed.members[1]
     with pytest.raises(reverts.TransfersDisabled):
         token.transfer(a, b.address, 1)
     token.delegate(a, b.address)
     assert token.delegates(a.address) == b.address
-    assert token.votes(b.address) == 2 * fed.d.params.welcome_grant
+    assert token.votes(b.address) == 2 * fed.deployment.params.welcome_grant
 
 
 def test_the_timelock_owns_everything_and_the_deployer_keeps_no_role(fed):
-    timelock = fed.d.timelock.address
-    for client in (fed.d.token, fed.d.members, fed.d.rounds, fed.d.models):
+    timelock = fed.deployment.timelock.address
+    for client in (fed.deployment.token, fed.deployment.members, fed.deployment.rounds, fed.deployment.models):
         assert client._call("owner") == timelock
-    deployer = fed.d.record.deployer
-    assert not fed.d.timelock.has_role("DEFAULT_ADMIN_ROLE", deployer)
-    assert not fed.d.timelock.has_role("PROPOSER_ROLE", deployer)
-    assert fed.d.timelock.has_role("PROPOSER_ROLE", fed.d.governor.address)
+    deployer = fed.deployment.record.deployer
+    assert not fed.deployment.timelock.has_role("DEFAULT_ADMIN_ROLE", deployer)
+    assert not fed.deployment.timelock.has_role("PROPOSER_ROLE", deployer)
+    assert fed.deployment.timelock.has_role("PROPOSER_ROLE", fed.deployment.governor.address)
 
 
 def _capped(cap_total: int, cap_member: int) -> DevFederation:
@@ -105,35 +105,35 @@ def _capped(cap_total: int, cap_member: int) -> DevFederation:
 def test_a_round_that_would_pass_the_epoch_cap_is_cut_and_shared_pro_rata():
     fed = _capped(cap_total=100 * TOKEN_UNIT, cap_member=10**6 * TOKEN_UNIT)
     r, _ = open_with_updates(fed)
-    vote_all(fed, r, lambda v, u: (True, fed.d.params.reward_bound))
-    result = fed.d.rounds.finalize(fed.members[0], r)
+    vote_all(fed, r, lambda v, u: (True, fed.deployment.params.reward_bound))
+    result = fed.deployment.rounds.finalize(fed.members[0], r)
     assert result.granted == 100 * TOKEN_UNIT < result.requested
-    (reserved,) = fed.d.token.events("Reserved")
+    (reserved,) = fed.deployment.token.events("Reserved")
     assert reserved.args["requested"] == result.requested and reserved.args["granted"] == result.granted
-    minted = [fed.d.rounds.claim(m, r).minted for m in fed.members]
+    minted = [fed.deployment.rounds.claim(m, r).minted for m in fed.members]
     owed = result.requested // 4
     assert minted == [owed * result.granted // result.requested] * 4
     assert sum(minted) <= 100 * TOKEN_UNIT
-    assert fed.d.token.total_supply() == sum(minted)
+    assert fed.deployment.token.total_supply() == sum(minted)
 
 
 def test_a_claim_over_the_member_epoch_cap_is_cut_and_the_event_says_so():
     fed = _capped(cap_total=10**6 * TOKEN_UNIT, cap_member=30 * TOKEN_UNIT)
     r, _ = open_with_updates(fed)
-    vote_all(fed, r, lambda v, u: (True, fed.d.params.reward_bound))
-    fed.d.rounds.finalize(fed.members[0], r)
-    claim = fed.d.rounds.claim(fed.members[0], r)
+    vote_all(fed, r, lambda v, u: (True, fed.deployment.params.reward_bound))
+    fed.deployment.rounds.finalize(fed.members[0], r)
+    claim = fed.deployment.rounds.claim(fed.members[0], r)
     assert claim.amount > 30 * TOKEN_UNIT and claim.minted == 30 * TOKEN_UNIT
-    (cut,) = fed.d.token.events("AllocationCut")
+    (cut,) = fed.deployment.token.events("AllocationCut")
     assert cut.args["requested"] == claim.amount and cut.args["minted"] == 30 * TOKEN_UNIT
-    epoch = fed.d.rounds.round(r).epoch
-    assert fed.d.token.member_minted(epoch, fed.members[0].address) == 30 * TOKEN_UNIT
+    epoch = fed.deployment.rounds.round(r).epoch
+    assert fed.deployment.token.member_minted(epoch, fed.members[0].address) == 30 * TOKEN_UNIT
 
 
 def test_epochs_roll_over_exactly_at_the_boundary_block(fed):
-    token = fed.d.token
+    token = fed.deployment.token
     start = token.current_epoch_start()
-    length = fed.d.params.epoch_length
+    length = fed.deployment.params.epoch_length
     epoch = token.current_epoch()
     boundary = start + length
     fed.chain.mine_to(boundary - 1)
@@ -149,8 +149,8 @@ def test_a_new_epoch_gives_a_fresh_member_cap():
     fed = _capped(cap_total=10**6 * TOKEN_UNIT, cap_member=30 * TOKEN_UNIT)
     for _ in range(2):
         r, _ = open_with_updates(fed)
-        vote_all(fed, r, lambda v, u: (True, fed.d.params.reward_bound))
-        fed.d.rounds.finalize(fed.members[0], r)
-        assert fed.d.rounds.claim(fed.members[0], r).minted == 30 * TOKEN_UNIT
-        fed.chain.mine_to(fed.d.token.current_epoch_start() + fed.d.params.epoch_length)
-    assert fed.d.token.balance_of(fed.members[0].address) == 60 * TOKEN_UNIT
+        vote_all(fed, r, lambda v, u: (True, fed.deployment.params.reward_bound))
+        fed.deployment.rounds.finalize(fed.members[0], r)
+        assert fed.deployment.rounds.claim(fed.members[0], r).minted == 30 * TOKEN_UNIT
+        fed.chain.mine_to(fed.deployment.token.current_epoch_start() + fed.deployment.params.epoch_length)
+    assert fed.deployment.token.balance_of(fed.members[0].address) == 60 * TOKEN_UNIT

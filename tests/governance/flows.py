@@ -36,7 +36,7 @@ class Cli:
                 # a cheap KDF: the CLI decrypts a keystore on every signing command
                 path.write_text(json.dumps(Account.encrypt(member.key, PASSWORD, kdf="pbkdf2", iterations=1_000)))
             keystores.append(path)
-        return cls(fed, fed.d.save(folder / "deployment.json"), keystores, chain_url)
+        return cls(fed, fed.deployment.save(folder / "deployment.json"), keystores, chain_url)
 
     def run(self, *args: str, member: int | None = None) -> int:
         argv = [*args, "--chain", self.chain_url, "--deployment", str(self.deployment)]
@@ -45,11 +45,11 @@ class Cli:
         return main(argv)
 
     def last_proposal(self) -> int:
-        return max(Ledger.from_deployment(self.fed.d).proposals.items(), key=lambda kv: kv[1].block)[0]
+        return max(Ledger.from_deployment(self.fed.deployment).proposals.items(), key=lambda kv: kv[1].block)[0]
 
     def pass_last(self, voters: list[int]) -> int:
         """Vote for the latest proposal with ``voters`` through the CLI, then queue and execute it."""
-        gov, chain = self.fed.d.governor, self.fed.chain
+        gov, chain = self.fed.deployment.governor, self.fed.chain
         pid = self.last_proposal()
         chain.mine_to(gov.snapshot(pid) + 1)
         for i in voters:
@@ -57,7 +57,7 @@ class Cli:
         chain.mine_to(gov.deadline(pid) + 1)
         assert gov.state(pid) is ProposalState.SUCCEEDED
         assert self.run("dao", "queue", str(pid), member=0) == 0
-        chain.time_travel(self.fed.d.params.timelock_delay + 1)
+        chain.time_travel(self.fed.deployment.params.timelock_delay + 1)
         assert self.run("dao", "execute", str(pid), member=0) == 0
         assert gov.state(pid) is ProposalState.EXECUTED
         return pid
@@ -67,6 +67,6 @@ def parameter_change_flow(cli: Cli) -> None:
     """Propose a quorum and strategy change, vote, queue and execute, all through the CLI."""
     assert cli.run("dao", "propose", "param", "quorum=7500", "aggregation-strategy=fedmedian", member=1) == 0
     cli.pass_last(voters=[0, 1])
-    rounds = cli.fed.d.rounds
+    rounds = cli.fed.deployment.rounds
     assert rounds.params().quorum_bps == 7500
     assert rounds.aggregation_strategy() == "fedmedian"

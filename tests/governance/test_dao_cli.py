@@ -19,7 +19,7 @@ def test_a_parameter_change_passes_through_propose_vote_queue_execute(cli):
 def test_token_amount_and_boolean_parameters_are_understood(cli):
     assert cli.run("dao", "propose", "param", "epoch-cap=123.5", "transfers=true", "reward-bound=50000", member=0) == 0
     cli.pass_last(voters=[0, 1, 2])
-    d = cli.fed.d
+    d = cli.fed.deployment
     assert d.token.caps()[0] == 1235 * 10**17
     assert d.token.contract.functions.transfersEnabled().call()
     assert d.rounds.params().reward_bound == 50_000
@@ -34,10 +34,10 @@ def test_a_member_is_suspended_and_reinstated_by_proposal(cli):
     target = cli.fed.members[3].address
     assert cli.run("dao", "propose", "suspend", target, member=0) == 0
     cli.pass_last(voters=[0, 1])
-    assert cli.fed.d.members.status(target) is MemberStatus.SUSPENDED
+    assert cli.fed.deployment.members.status(target) is MemberStatus.SUSPENDED
     assert cli.run("dao", "propose", "reinstate", target, member=0) == 0
     cli.pass_last(voters=[0, 1])
-    assert cli.fed.d.members.status(target) is MemberStatus.ACTIVE
+    assert cli.fed.deployment.members.status(target) is MemberStatus.ACTIVE
 
 
 def test_a_pending_member_is_admitted_by_proposal(cli):
@@ -45,10 +45,10 @@ def test_a_pending_member_is_admitted_by_proposal(cli):
     assert cli.run("dao", "propose", "param", "admission=approval", member=0) == 0
     cli.pass_last(voters=[0, 1])
     applicant = fed.chain.new_account()
-    fed.d.members.join(applicant, "12D3KooWapplicant")
+    fed.deployment.members.join(applicant, "12D3KooWapplicant")
     assert cli.run("dao", "propose", "admit", applicant.address, member=2) == 0
     cli.pass_last(voters=[0, 1, 2])
-    assert fed.d.members.status(applicant.address) is MemberStatus.ACTIVE
+    assert fed.deployment.members.status(applicant.address) is MemberStatus.ACTIVE
 
 
 def test_a_release_carries_its_metrics_and_contributions_and_audits_clean(cli, tmp_path, capsys):
@@ -61,14 +61,14 @@ def test_a_release_carries_its_metrics_and_contributions_and_audits_clean(cli, t
     assert cli.run("dao", "show", str(pid)) == 0
     assert "ModelRegistry.release(" in capsys.readouterr().out
     cli.pass_last(voters=[0, 1, 2])
-    v = cli.fed.d.models.version_by_tag("v1")
+    v = cli.fed.deployment.models.version_by_tag("v1")
     assert v.cid == last.aggregate_cid and v.parent == 0
     doc = json.loads(store.get(v.metrics_cid))
     shares = {c["member"]: c["share"] for c in doc["contributions"]}
     assert set(shares) == {m.address for m in cli.fed.members} and abs(sum(shares.values()) - 1) < 1e-9
     assert cli.run("model", "list") == 0
     assert "v1" in capsys.readouterr().out
-    report = audit_deployment(cli.fed.d, store=store)
+    report = audit_deployment(cli.fed.deployment, store=store)
     assert report.clean and report.summary["releases"] == 1 and report.summary["proposals"] == 1
 
 
@@ -83,8 +83,8 @@ def test_list_shows_every_proposal_with_its_state(cli, capsys):
 def test_delegation_moves_voting_power(cli):
     fed = cli.fed
     assert cli.run("dao", "delegate", fed.members[1].address, member=0) == 0
-    assert fed.d.token.votes(fed.members[1].address) == 2 * fed.d.params.welcome_grant
-    assert fed.d.token.votes(fed.members[0].address) == 0
+    assert fed.deployment.token.votes(fed.members[1].address) == 2 * fed.deployment.params.welcome_grant
+    assert fed.deployment.token.votes(fed.members[0].address) == 0
 
 
 def test_token_commands_show_balance_history_and_claim(cli, capsys):

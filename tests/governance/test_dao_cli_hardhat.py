@@ -54,7 +54,7 @@ def test_a_member_is_suspended_through_the_cli_on_hardhat_and_the_ledger_audits_
     target = cli.fed.members[2].address
     assert cli.run("dao", "propose", "suspend", target, member=0) == 0
     cli.pass_last(voters=[0, 1])
-    assert cli.fed.d.members.status(target) is MemberStatus.SUSPENDED
-    report = audit_deployment(cli.fed.d)
+    assert cli.fed.deployment.members.status(target) is MemberStatus.SUSPENDED
+    report = audit_deployment(cli.fed.deployment)
     assert report.clean and report.summary["proposals"] >= 1
     assert Path(cli.deployment).is_file()

@@ -50,7 +50,7 @@ def _random_pattern(seed: int):
     ids=list(PATTERNS) + [f"random {s}" for s in range(3)] + ["submitter 0 does not vote"],
 )
 def test_the_mirror_equals_the_chain_for_decisions_entitlements_reservations_and_claims(fed, vote, submitters, voters):
-    d, token = fed.d, fed.d.token
+    d, token = fed.deployment, fed.deployment.token
     n = len(fed.members)
     epoch = token.current_epoch()
     reserved_before = token.reserved_in(epoch)
