@@ -8,14 +8,15 @@ from typing import Optional
 import typer
 
 from codecoop.cli import console
+from codecoop.cli._context import CHAIN, DEPLOYMENT
 from codecoop.errors import ConfigError
 
 
 def init(
     folder: Path = typer.Argument(Path("."), help="Folder for the configuration, keystore and node data."),
     config_name: str = typer.Option("node.toml", "--config-name", help="File name of the configuration."),
-    chain: str = typer.Option("http://127.0.0.1:8545", "--chain", help="JSON-RPC URL of the federation's chain."),
-    deployment: str = typer.Option("deployment.json", "--deployment", help="Deployment record of the federation."),
+    chain: str = CHAIN,
+    deployment: Path = DEPLOYMENT,
     store: str = typer.Option("embedded", "--store", help="'embedded' or an IPFS API address (/ip4/127.0.0.1/tcp/5001/http)."),
     listen: str = typer.Option("/ip4/127.0.0.1/tcp/4001", "--listen", help="libp2p listen multiaddr."),
     model: str = typer.Option("tiny", "--model", help="Base model id the charter names."),
@@ -59,7 +60,7 @@ def init(
         assert password_file is not None
         password_line = f'password_file = "{Path(password_file).expanduser().resolve()}"'
     text = render_template(
-        config_name=config_name, chain=chain, deployment=deployment, store=store, listen=listen, keystore="key.json",
+        config_name=config_name, chain=chain, deployment=str(deployment), store=store, listen=listen, keystore="key.json",
         password_line=password_line, code=", ".join(f'"{c}"' for c in code), folder="node-data", model=model,
     )
     config_path.write_text(text)
