@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from codecoop.cli import console
+from codecoop.cli._output import print_table
 from codecoop.cli._context import Federation, federation_command
 from codecoop.errors import ConfigError
 
@@ -47,7 +48,7 @@ def ledger(
     colour = {"pass": "green", "fail": "red", "skipped": "yellow"}
     for c in report.checks:
         table.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", str(c.checked), c.detail)
-    console.print(table)
+    print_table(table, figures=("status", "checked"))
     for f in report.findings:
         console.print(f"[red]{f.kind}[/] ({f.check}): {f.message}")
     for note in report.notes:
@@ -207,7 +208,7 @@ def clones(
             table.add_column(col)
         for p in report.pairs:
             table.add_row(p.a, p.b, f"{p.shared:,}", f"{p.jaccard:.3f}", f"{p.share_of_a:.2%}", f"{p.share_of_b:.2%}")
-        console.print(table)
+        print_table(table, figures=("shared windows", "jaccard", "share of first", "share of second"))
         for name, share in report.shared_elsewhere.items():
             console.print(f"{name}: {report.sizes[name]:,} windows, {share:.2%} found at another organisation")
         if json_out:
@@ -275,4 +276,4 @@ def dp_(
     table.add_column("epsilon", justify="right")
     for t in marks:
         table.add_row(str(t), f"{epsilon(noise_multiplier, t, delta, sample_rate):.3f}")
-    console.print(table)
+    print_table(table, figures=("rounds", "epsilon"))

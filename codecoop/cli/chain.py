@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from codecoop.cli import console
+from codecoop.cli._output import print_table
 from codecoop.cli._context import KEYSTORE, PASSWORD_ENV, PASSWORD_FILE, DEFAULT_DEPLOYMENT, TRY_OUT_CHAIN, Federation, federation_command
 from codecoop.errors import ConfigError
 
@@ -74,7 +75,7 @@ def deploy(
     table.add_column("deploy gas", justify="right")
     for name, address in deployment.addresses.items():
         table.add_row(name, address, f"{deployment.record.gas_used.get(name, 0):,}")
-    console.print(table)
+    print_table(table, figures=("address", "deploy gas"))
     total = sum(deployment.record.gas_used.values())
     console.print(
         f"total gas {total:,} (wiring included) in {time.perf_counter() - started:.1f} s; "
@@ -110,4 +111,4 @@ def info(fed: Federation) -> None:
     table = Table(title=f"deployment {fed.deployment_file}", show_header=False)
     for k, v in rows:
         table.add_row(k, v)
-    console.print(table)
+    print_table(table)

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from codecoop.cli import console
+from codecoop.cli._output import print_table
 from codecoop.cli._context import Federation, federation_command
 from codecoop.errors import ConfigError
 
@@ -231,7 +232,7 @@ def list_(fed: Federation) -> None:
             str(pid)[:12] + "...", d.governor.state(pid).name.lower(), f"{for_ / 1e18:,.1f}", f"{against / 1e18:,.1f}",
             f"{abstain / 1e18:,.1f}", str(d.governor.deadline(pid)), p.description,
         )  # fmt: skip
-    console.print(table)
+    print_table(table, figures=("id", "state", "for", "against", "abstain", "closes"))
     console.print(f"{len(proposals)} proposal(s); full ids with `codecoop dao show`")
 
 
@@ -310,7 +311,7 @@ def verify(
         table.add_column(col)
     table.add_row("held-out perplexity", f"{v.parent_perplexity:.3f}", f"{v.candidate_perplexity:.3f}")
     table.add_row(f"HumanEval pass@1 ({v.problems} problems)", f"{v.parent_pass_at_1:.3f}", f"{v.candidate_pass_at_1:.3f}")
-    console.print(table)
+    print_table(table, figures=(str(table.columns[1].header), "candidate"))
     verdict = "[green]meets[/]" if v.meets else "[red]does not meet[/]"
     console.print(
         f"improvement {v.improvement:+.2%} (criterion: at least {v.min_improvement_bps / 100:.2f}%, pass@1 not below the parent's): "

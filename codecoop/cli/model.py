@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
 
 from codecoop.cli import console
+from codecoop.cli._output import print_table
 from codecoop.cli._context import Federation, federation_command
 
 app = typer.Typer(help="Released model versions: list, pull.", no_args_is_help=True)
@@ -28,7 +28,7 @@ def list_(fed: Federation) -> None:
         table.add_column(col)
     for v in versions:
         table.add_row(str(v.id), v.tag, tags.get(v.parent, "-"), v.base_model_id, v.cid)
-    console.print(table)
+    print_table(table, figures=("id",))
     console.print(f"{len(versions)} version(s); release rule: at least {d.models.min_improvement_bps() / 100:.2f}% perplexity improvement")
 
 

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from codecoop.cli import console
+from codecoop.cli._output import print_table
 from codecoop.cli._context import CONFIG, SET, Federation, federation_command
 
 app = typer.Typer(help="Run a participant node against a real chain and store, or show its status.", no_args_is_help=True)
@@ -100,7 +101,7 @@ def status(fed: Federation) -> None:
         journal = Journal(journal_path, deployment=d.addresses["RoundManager"])
         for row in journal_rows(journal, float(cfg["training.dp_delta"])):
             table.add_row(*row)
-    console.print(table)
+    print_table(table)
 
 
 def rounds_before(rounds: Any) -> int:

@@ -6,10 +6,12 @@ import typer
 from rich.table import Table
 
 from codecoop.cli import console
+from codecoop.cli._output import print_table
 from codecoop.cli._context import Federation, federation_command
 from codecoop.errors import ConfigError
 
 app = typer.Typer(help="Inspect, open and finalize rounds.", no_args_is_help=True)
+
 
 @app.command()
 @federation_command(config=True)
@@ -38,7 +40,7 @@ def status(
     table.add_row("accepted", ", ".join(map(str, info.accepted_ids)) or "-")
     table.add_row("global model", info.global_cid or "-")
     table.add_row("rewards", f"requested {info.requested / 10**18:,.2f}, granted {info.granted / 10**18:,.2f}")
-    console.print(table)
+    print_table(table)
     if info.update_count:
         ut = Table(title="updates")
         for col in ("id", "submitter", "cid", "approvals", "rejections", "mean approved delta (nats)"):
@@ -46,7 +48,7 @@ def status(
         for u in d.rounds.updates(r):
             mean = u.approved_delta_sum / u.approvals / 1e6 if u.approvals else 0.0
             ut.add_row(str(u.update_id), u.submitter, u.cid[:24] + "...", str(u.approvals), str(u.rejections), f"{mean:.4f}")
-        console.print(ut)
+        print_table(ut, figures=("id", "approvals", "rejections", "mean approved delta (nats)"))
 
 
 @app.command("open")

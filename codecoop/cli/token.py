@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from codecoop.cli import console
+from codecoop.cli._output import print_table
 from codecoop.cli._context import Federation, federation_command
 
 app = typer.Typer(help="Contribution tokens: balance, history, claims.", no_args_is_help=True)
@@ -24,7 +25,6 @@ def balance(
     address: Optional[str] = typer.Argument(None, help="Account (default: the keystore's)."),
 ) -> None:
     """Balance, voting power, delegate, and what the account received this epoch against its cap."""
-
     d = fed.deployment
     who = _who(address, fed)
     t, sym = d.token, d.params.token_symbol
@@ -53,7 +53,7 @@ def history(
     for m in mints:
         cause = "welcome grant" if m.ref == welcome_ref(who) else f"round {m.round_id()}"
         table.add_row(str(m.block), str(m.epoch), cause, f"{m.requested / 1e18:,.4f}", f"{m.minted / 1e18:,.4f}")
-    console.print(table)
+    print_table(table, figures=("block", "epoch", "asked", "minted"))
     console.print(f"{len(mints)} mint(s), {sum(m.minted for m in mints) / 1e18:,.4f} {d.params.token_symbol} in all")
 
 
