@@ -23,10 +23,10 @@ from web3.exceptions import BadFunctionCallOutput, ContractLogicError, TimeExhau
 
 from codecoop.chain.reverts import RevertDecoder
 from codecoop.errors import ChainError, ContractMissing
+from codecoop.settings.checks import EMBEDDED
 
 __all__ = ["EMBEDDED", "Chain", "RawLog", "TxResult", "connect"]
 
-EMBEDDED = "embedded"
 #: Gas headroom over the estimate: calls into other contracts may need more than the estimate (EIP-150).
 GAS_MARGIN = 1.25
 #: Gas limit of every transaction on the embedded chain (below its block gas limit; unused gas is refunded).

@@ -48,6 +48,7 @@ def _register() -> None:
     if _registered:
         return
     from codecoop.cli import audit, chain, dao, experiment, init, model, node, round, sim, token
+    from codecoop.cli._output import reflow_help
 
     app.command("init")(init.init)
     app.add_typer(chain.app, name="chain")
@@ -59,6 +60,7 @@ def _register() -> None:
     app.add_typer(dao.app, name="dao")
     app.add_typer(token.app, name="token")
     app.add_typer(audit.app, name="audit")
+    reflow_help(app)
     _registered = True
 
 

@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from codecoop.cli import console
-from codecoop.cli._context import CHAIN, DEPLOYMENT, STORE, STORE_ROOT
+from codecoop.cli._context import Federation, federation_command
+from codecoop.cli._output import print_table
 from codecoop.errors import ConfigError
 
 app = typer.Typer(
@@ -24,11 +25,9 @@ app = typer.Typer(
 
 
 @app.command()
+@federation_command(store=True)
 def ledger(
-    chain_url: str = CHAIN,
-    deployment_file: Path = DEPLOYMENT,
-    store: Optional[str] = STORE,
-    store_root: Optional[Path] = STORE_ROOT,
+    fed: Federation,
     recompute: bool = typer.Option(True, "--recompute/--no-recompute", help="Re-run each round's aggregation (needs a store)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON."),
     html_out: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report with plots."),
@@ -38,10 +37,9 @@ def ledger(
     Example: codecoop audit ledger --rpc http://127.0.0.1:8545 --deployment fed.json --store embedded --store-root ./store --html audit.html
     """
     from codecoop.audit.run import audit_deployment
-    from codecoop.cli._context import open_content_store, open_deployment
 
-    d = open_deployment(chain_url, deployment_file)
-    content = open_content_store(store, store_root)
+    d = fed.deployment
+    content = fed.store_or_none
     with console.status("rebuilding the ledger from chain events and checking it ..."):
         report = audit_deployment(d, store=content, recompute=recompute)
     table = Table(title=f"ledger audit at block {report.head}")
@@ -50,7 +48,7 @@ def ledger(
     colour = {"pass": "green", "fail": "red", "skipped": "yellow"}
     for c in report.checks:
         table.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", str(c.checked), c.detail)
-    console.print(table)
+    print_table(table, figures=("status", "checked"))
     for f in report.findings:
         console.print(f"[red]{f.kind}[/] ({f.check}): {f.message}")
     for note in report.notes:
@@ -73,7 +71,7 @@ def ledger(
         raise AuditFindings(f"the ledger audit found {len(report.findings)} problem(s): {', '.join(sorted(report.kinds()))}")
 
 
-def _load_model(model: str, base_id: Optional[str], store: Optional[str], store_root: Optional[Path], chain_url: str, deployment_file: Path):
+def _load_model(model: str, base_id: Optional[str], fed: Federation):
     """(base, adapter or None, description) for ``--model``: 'base', an adapter file, a folder holding
     one adapter or a merged Hugging Face model, or a released version tag read from the chain."""
     from codecoop.training import Adapter, load_base
@@ -94,19 +92,18 @@ def _load_model(model: str, base_id: Optional[str], store: Optional[str], store_
         meta = Adapter.from_bytes(path.read_bytes(), None)
         base = load_base(base_id or meta.base_model_id)
         return base, Adapter.load(path, base), f"adapter {path.name} on {base.model_id}"
-    if not re.fullmatch(r"[\w.\-+]+", model) or store is None and store_root is None:
+    if not re.fullmatch(r"[\w.\-+]+", model) or not fed.has_store:
         raise ConfigError(
             f"--model {model!r} is neither 'base', an adapter file or folder, nor (with --store/--store-root and the "
             "chain options) a released version tag such as v2"
         )
-    from codecoop.cli._context import open_content_store, open_deployment
     from codecoop.governance import load_adapter
     from codecoop.token.ledger import Ledger
 
-    d = open_deployment(chain_url, deployment_file)
+    d = fed.deployment
     version = d.models.version_by_tag(model)
     base = load_base(base_id or version.base_model_id)
-    content = open_content_store(store, store_root, required=True)
+    content = fed.store
     return base, load_adapter(content, Ledger.from_deployment(d), version.cid, base), f"release {model} ({version.cid[:16]}...)"
 
 
@@ -127,7 +124,9 @@ def print_memorization(report, label: str, show_leaks: bool) -> None:
 
 
 @app.command()
+@federation_command(store=True)
 def memorization(
+    fed: Federation,
     model: str = typer.Option(..., "--model", help="A released version tag (with --store and the chain options), an adapter "
                               "file or folder, a merged model folder (`codecoop model pull`), or 'base' with --base."),
     data: list[Path] = typer.Option(..., "--data", help="Your private code (folder or file; repeat for several)."),
@@ -143,10 +142,6 @@ def memorization(
     seed: int = typer.Option(0, "--seed", help="Seed of the prompt sample and of sampling."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report as JSON (leaks only with --show-leaks)."),
     show_leaks: bool = typer.Option(False, "--show-leaks", help="Print the generated blocks that copy your code (stays local)."),
-    store: Optional[str] = STORE,
-    store_root: Optional[Path] = STORE_ROOT,
-    chain_url: str = CHAIN,
-    deployment_file: Path = DEPLOYMENT,
 ) -> None:
     """Does a model reproduce your private code? Prompts it with your own functions (signature and
     docstring), looks for exact clones of at least 6 normalised lines of your code in what it writes,
@@ -163,7 +158,7 @@ def memorization(
         max_new_tokens=max_new_tokens, min_lines=min_lines, threshold=threshold, seed=seed,
     )  # fmt: skip
     with console.status(f"loading {model} ..."):
-        base, adapter, label = _load_model(model, base_id, store, store_root, chain_url, deployment_file)
+        base, adapter, label = _load_model(model, base_id, fed)
     with console.status("generating from your functions ...") as status:
         report = audit_memorization(
             base, adapter, data, config, on_batch=lambda done, total: status.update(f"generating from your functions: {done}/{total} prompts")
@@ -213,7 +208,7 @@ def clones(
             table.add_column(col)
         for p in report.pairs:
             table.add_row(p.a, p.b, f"{p.shared:,}", f"{p.jaccard:.3f}", f"{p.share_of_a:.2%}", f"{p.share_of_b:.2%}")
-        console.print(table)
+        print_table(table, figures=("shared windows", "jaccard", "share of first", "share of second"))
         for name, share in report.shared_elsewhere.items():
             console.print(f"{name}: {report.sizes[name]:,} windows, {share:.2%} found at another organisation")
         if json_out:
@@ -281,4 +276,4 @@ def dp_(
     table.add_column("epsilon", justify="right")
     for t in marks:
         table.add_row(str(t), f"{epsilon(noise_multiplier, t, delta, sample_rate):.3f}")
-    console.print(table)
+    print_table(table, figures=("rounds", "epsilon"))

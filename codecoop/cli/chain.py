@@ -12,19 +12,16 @@ from rich.table import Table
 
 from codecoop.chain.units import format_tokens
 from codecoop.cli import console
+from codecoop.cli._context import DEFAULT_DEPLOYMENT, KEYSTORE, PASSWORD_ENV, PASSWORD_FILE, TRY_OUT_CHAIN, Federation, federation_command
+from codecoop.cli._output import print_table
 from codecoop.errors import ConfigError
 
 app = typer.Typer(help="Deploy the contracts and inspect a deployment.", no_args_is_help=True)
 
-CHAIN_HELP = "'embedded' (an in-process eth-tester chain) or a JSON-RPC URL such as http://127.0.0.1:8545."
-
-
-def _deployer(chain, keystore: Optional[Path], password_env: Optional[str], password_file: Optional[Path]):
-    if keystore is None:
-        return None  # a fresh funded account on dev chains
-    from codecoop.keys import load_keystore, read_password
-
-    return load_keystore(keystore, read_password(env=password_env, file=password_file))
+CHAIN_HELP = (
+    "JSON-RPC URL of the chain to deploy on, such as http://127.0.0.1:8545; the default, 'embedded', "
+    "is an in-process eth-tester chain that ends with the command, to try the contracts out."
+)
 
 
 def _params(path: Optional[Path], overrides: dict):
@@ -45,15 +42,15 @@ def _params(path: Optional[Path], overrides: dict):
 
 @app.command()
 def deploy(
-    chain_url: str = typer.Option("embedded", "--chain", help=CHAIN_HELP),
-    out: Path = typer.Option(Path("deployment.json"), "--out", help="Where to write the deployment record (JSON)."),
-    params_file: Optional[Path] = typer.Option(None, "--params", help="TOML file of federation parameters ([federation] table)."),
+    chain_url: str = typer.Option(TRY_OUT_CHAIN, "--chain", "--rpc", help=CHAIN_HELP),
+    out: Path = typer.Option(DEFAULT_DEPLOYMENT, "--out", help="Where to write the deployment record (JSON)."),
+    params_file: Optional[Path] = typer.Option(None, "--params", help="TOML file of federation parameters (a \\[federation] table)."),
     model_id: Optional[str] = typer.Option(None, "--model-id", help="Base model id written into the charter."),
     weights_hash: Optional[str] = typer.Option(None, "--weights-hash", help="sha256 of the base model's weights (hex)."),
     strategy: Optional[str] = typer.Option(None, "--strategy", help="Aggregation strategy every node runs, e.g. fedavg."),
-    keystore: Optional[Path] = typer.Option(None, help="Deployer keystore (needed on chains without dev accounts)."),
-    password_env: Optional[str] = typer.Option(None, help="Environment variable holding the keystore password."),
-    password_file: Optional[Path] = typer.Option(None, help="File holding the keystore password."),
+    keystore: Optional[Path] = KEYSTORE,
+    password_env: Optional[str] = PASSWORD_ENV,
+    password_file: Optional[Path] = PASSWORD_FILE,
 ) -> None:
     """Deploy and wire the whole suite, hand it to the timelock, and print the addresses.
 
@@ -63,13 +60,16 @@ def deploy(
 
       codecoop chain deploy --chain http://127.0.0.1:8545 --out fed.json --model-id smollm2-135m
     """
-    from codecoop.chain import connect, deploy as deploy_suite
+    from codecoop.chain import connect
+    from codecoop.chain import deploy as deploy_suite
 
     params = _params(params_file, {"base_model_id": model_id, "base_weights_hash": weights_hash, "aggregation_strategy": strategy})
     chain = connect(chain_url)
     started = time.perf_counter()
     with console.status(f"compiling and deploying on {chain_url} ..."):
-        deployment = deploy_suite(chain, params, _deployer(chain, keystore, password_env, password_file))
+        # without a keystore, dev chains deploy from a fresh funded account
+        deployer = Federation(keystore=keystore, password_env=password_env, password_file=password_file).signer if keystore else None
+        deployment = deploy_suite(chain, params, deployer)
     path = deployment.save(out)
     table = Table(title=f"codecoop deployed on chain {deployment.record.chain_id} ({chain_url})")
     table.add_column("contract")
@@ -77,7 +77,7 @@ def deploy(
     table.add_column("deploy gas", justify="right")
     for name, address in deployment.addresses.items():
         table.add_row(name, address, f"{deployment.record.gas_used.get(name, 0):,}")
-    console.print(table)
+    print_table(table, figures=("address", "deploy gas"))
     total = sum(deployment.record.gas_used.values())
     console.print(
         f"total gas {total:,} (wiring included) in {time.perf_counter() - started:.1f} s; "
@@ -88,21 +88,15 @@ def deploy(
 
 
 @app.command()
-def info(
-    chain_url: str = typer.Option(..., "--chain", help="JSON-RPC URL of the chain the deployment lives on."),
-    deployment_file: Path = typer.Option(Path("deployment.json"), "--deployment", help="Deployment record written by `chain deploy`."),
-) -> None:
+@federation_command()
+def info(fed: Federation) -> None:
     """Show a deployment's parameters and state: rounds, members, supply, epochs, charter, releases.
 
     Example:
 
       codecoop chain info --chain http://127.0.0.1:8545 --deployment fed.json
     """
-    from codecoop.chain import Deployment, connect
-
-    if chain_url == "embedded":
-        raise ConfigError("an embedded chain lives only inside one process; give the JSON-RPC URL of a running chain")
-    d = Deployment.load(deployment_file, connect(chain_url))
+    d = fed.deployment
     r = d.rounds.current_round()
     charter = d.models.charter()
     rows = [
@@ -116,7 +110,7 @@ def info(
         ("charter", f"{charter.cid} ({charter.base_model_id}, weights {charter.base_weights_hash[:18]}...)"),
         ("released versions", str(d.models.version_count())),
     ]
-    table = Table(title=f"deployment {deployment_file}", show_header=False)
+    table = Table(title=f"deployment {fed.deployment_file}", show_header=False)
     for k, v in rows:
         table.add_row(k, v)
-    console.print(table)
+    print_table(table)

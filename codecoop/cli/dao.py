@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from codecoop.cli import console
-from codecoop.cli._context import CHAIN, DEPLOYMENT, KEYSTORE, PASSWORD_ENV, PASSWORD_FILE, STORE, STORE_ROOT
+from codecoop.cli._context import Federation, federation_command
+from codecoop.cli._output import print_table
 from codecoop.errors import ConfigError
 
 app = typer.Typer(help="Govern the federation: releases, parameters, members.", no_args_is_help=True)
@@ -20,11 +21,9 @@ SUPPORT = {"against": 0, "for": 1, "abstain": 2}
 DESCRIPTION = typer.Option(None, "--description", help="Proposal text (a default one describes the calls).")
 
 
-def _submit(chain_url: str, deployment_file: Path, keystore, password_env, password_file, build) -> None:
-    from codecoop.cli._context import open_deployment, signer
-
-    d = open_deployment(chain_url, deployment_file)
-    account = signer(keystore, password_env, password_file)
+def _submit(fed: Federation, build) -> None:
+    d = fed.deployment
+    account = fed.signer
     proposal = build(d)
     pid = d.governor.propose(account, list(proposal.calls), proposal.description)
     console.print(f"proposal [bold]{pid}[/] created: {proposal.description}")
@@ -32,20 +31,15 @@ def _submit(chain_url: str, deployment_file: Path, keystore, password_env, passw
 
 
 @propose_app.command("release")
+@federation_command(signs=True, store=True)
 def propose_release(
+    fed: Federation,
     tag: str = typer.Argument(..., help="The new version's tag, e.g. v2."),
     cid: Optional[str] = typer.Option(None, "--cid", help="Adapter CID to release (default: the current global model)."),
     parent: Optional[str] = typer.Option(None, "--parent", help="Parent version tag (default: the latest release; 'none' for the base)."),
     metrics_cid: Optional[str] = typer.Option(None, "--metrics-cid", help="CID of a metrics document already in the store."),
     metrics_file: Optional[Path] = typer.Option(None, "--metrics", help="JSON file of metrics to publish with the contributions."),
-    store: Optional[str] = STORE,
-    store_root: Optional[Path] = STORE_ROOT,
     description: Optional[str] = DESCRIPTION,
-    chain_url: str = CHAIN,
-    deployment_file: Path = DEPLOYMENT,
-    keystore: Optional[Path] = KEYSTORE,
-    password_env: Optional[str] = PASSWORD_ENV,
-    password_file: Optional[Path] = PASSWORD_FILE,
 ) -> None:
     """Propose releasing a model version (ModelRegistry.release).
 
@@ -56,7 +50,6 @@ def propose_release(
     """
     import json
 
-    from codecoop.cli._context import open_content_store
     from codecoop.governance import contributions, metrics_document, release
     from codecoop.token.ledger import Ledger
 
@@ -73,7 +66,7 @@ def propose_release(
             parent_id = d.models.version_by_tag(parent).id
         parent_cid = d.models.version(parent_id).cid if parent_id else None
         m_cid = metrics_cid
-        content = open_content_store(store, store_root)
+        content = fed.store_or_none
         if m_cid is None and content is not None:
             metrics = json.loads(metrics_file.read_text()) if metrics_file else None
             shares = contributions(Ledger.from_deployment(d), target, parent_cid)
@@ -82,18 +75,15 @@ def propose_release(
             content.pin(m_cid)
         return release(d, tag, target, parent=parent_id, metrics_cid=m_cid, description=description)
 
-    _submit(chain_url, deployment_file, keystore, password_env, password_file, build)
+    _submit(fed, build)
 
 
 @propose_app.command("param")
+@federation_command(signs=True)
 def propose_param(
+    fed: Federation,
     changes: list[str] = typer.Argument(..., help="NAME=VALUE pairs, e.g. quorum=7500 aggregation-strategy=fedmedian."),
     description: Optional[str] = DESCRIPTION,
-    chain_url: str = CHAIN,
-    deployment_file: Path = DEPLOYMENT,
-    keystore: Optional[Path] = KEYSTORE,
-    password_env: Optional[str] = PASSWORD_ENV,
-    password_file: Optional[Path] = PASSWORD_FILE,
 ) -> None:
     """Propose changing parameters. Names: submit-window, commit-window, reveal-window, confirm-window,
     quorum, confirmations, max-updates, aggregation-strategy, submit-reward, voter-reward, reward-bound,
@@ -108,28 +98,22 @@ def propose_param(
         if not sep:
             raise ConfigError(f"{change!r} is not NAME=VALUE")
         pairs.append((name.strip(), value.strip()))
-    _submit(chain_url, deployment_file, keystore, password_env, password_file, lambda d: set_parameter(d, pairs, description))
+    _submit(fed, lambda d: set_parameter(d, pairs, description))
 
 
 def _member_command(action: str, summary: str) -> None:
     def command(
+        fed: Federation,
         member: str = typer.Argument(..., help="The member's address."),
         description: Optional[str] = DESCRIPTION,
-        chain_url: str = CHAIN,
-        deployment_file: Path = DEPLOYMENT,
-        keystore: Optional[Path] = KEYSTORE,
-        password_env: Optional[str] = PASSWORD_ENV,
-        password_file: Optional[Path] = PASSWORD_FILE,
     ) -> None:
         from codecoop.governance import member_action
 
         _submit(
-            chain_url, deployment_file, keystore, password_env, password_file,
-            lambda d: member_action(d, action, member, description),
-        )  # fmt: skip
+fed, lambda d: member_action(d, action, member, description))
 
     command.__doc__ = summary
-    propose_app.command(action)(command)
+    propose_app.command(action)(federation_command(signs=True)(command))
 
 
 _member_command("admit", "Propose admitting a pending member (admission by approval).")
@@ -152,7 +136,9 @@ def _calls(p) -> list[tuple[str, bytes]]:
 
 
 @app.command()
+@federation_command(signs=True, store=True)
 def vote(
+    fed: Federation,
     proposal_id: int = typer.Argument(..., help="Proposal id."),
     support: str = typer.Argument(..., help="for, against or abstain; or auto (with --config): for a release unless it fails your memorization audit."),
     reason: str = typer.Option("", "--reason", help="Reason recorded on-chain with the vote."),
@@ -160,26 +146,18 @@ def vote(
         None, "--config", help="Your node configuration: with [audit] vote_against_failing_releases = true, a release is first "
         "audited for memorized copies of your data.code, and a failing one gets no vote for it."
     ),  # fmt: skip
-    store: Optional[str] = STORE,
-    store_root: Optional[Path] = STORE_ROOT,
-    chain_url: str = CHAIN,
-    deployment_file: Path = DEPLOYMENT,
-    keystore: Optional[Path] = KEYSTORE,
-    password_env: Optional[str] = PASSWORD_ENV,
-    password_file: Optional[Path] = PASSWORD_FILE,
 ) -> None:
     """Vote on a proposal with your delegated voting power at its snapshot.
 
     Example: codecoop dao vote 1234 auto --config node.toml --store-root ./store --keystore me.json --password-env PW
     """
-    from codecoop.cli._context import open_deployment, signer
 
     if support not in SUPPORT and support != "auto":
         raise ConfigError(f"support is one of {', '.join(SUPPORT)} or auto, not {support!r}")
-    d = open_deployment(chain_url, deployment_file)
-    account = signer(keystore, password_env, password_file)
+    d = fed.deployment
+    account = fed.signer
     if config is not None:
-        support, reason = _memorization_gate(d, proposal_id, support, reason, config, store, store_root)
+        support, reason = _memorization_gate(d, proposal_id, support, reason, config, fed)
     elif support == "auto":
         raise ConfigError("auto decides by your memorization audit: give --config with your node configuration")
     d.governor.cast_vote(account, proposal_id, SUPPORT[support], reason)
@@ -187,19 +165,17 @@ def vote(
     console.print(f"voted {support} on {proposal_id}; tally: for {for_ / 1e18:,.2f}, against {against / 1e18:,.2f}, abstain {abstain / 1e18:,.2f}")
 
 
-def _memorization_gate(d, proposal_id: int, support: str, reason: str, config: Path, store, store_root) -> tuple[str, str]:
+def _memorization_gate(d, proposal_id: int, support: str, reason: str, config: Path, fed: Federation) -> tuple[str, str]:
     """The vote after the node configuration's memorization gate (see ``codecoop.audit.release_gate``)."""
     from codecoop.audit.release_gate import audit_release_proposal, decide_vote
-    from codecoop.cli._context import open_content_store
     from codecoop.node.config import load_config
-    from codecoop.storage import open_store
 
     cfg = load_config(config)
     if not cfg["audit.vote_against_failing_releases"]:
         if support == "auto":
             raise ConfigError(f"{config}: [audit] vote_against_failing_releases is off, so auto has nothing to decide by")
         return support, reason
-    content = open_content_store(store, store_root) or open_store(cfg["store.api"], root=cfg.folder / "store")
+    content = fed.store_or_none or Federation.from_config(cfg).store
     with console.status("auditing the proposed release for memorized copies of your code ..."):
         audited = audit_release_proposal(d, proposal_id, content, cfg.code_paths(), cfg.memorization_config())
     report = audited[1] if audited else None
@@ -212,48 +188,40 @@ def _memorization_gate(d, proposal_id: int, support: str, reason: str, config: P
 
 
 @app.command()
+@federation_command(signs=True)
 def queue(
+    fed: Federation,
     proposal_id: int = typer.Argument(..., help="Proposal id."),
-    chain_url: str = CHAIN,
-    deployment_file: Path = DEPLOYMENT,
-    keystore: Optional[Path] = KEYSTORE,
-    password_env: Optional[str] = PASSWORD_ENV,
-    password_file: Optional[Path] = PASSWORD_FILE,
 ) -> None:
     """Queue a succeeded proposal in the timelock."""
-    from codecoop.cli._context import open_deployment, signer
 
-    d = open_deployment(chain_url, deployment_file)
+    d = fed.deployment
     p = _proposal(d, proposal_id)
-    d.governor.queue(signer(keystore, password_env, password_file), _calls(p), p.description)
+    d.governor.queue(fed.signer, _calls(p), p.description)
     console.print(f"proposal {proposal_id} queued; executable after {d.governor.eta(proposal_id)} (unix time)")
 
 
 @app.command()
+@federation_command(signs=True)
 def execute(
+    fed: Federation,
     proposal_id: int = typer.Argument(..., help="Proposal id."),
-    chain_url: str = CHAIN,
-    deployment_file: Path = DEPLOYMENT,
-    keystore: Optional[Path] = KEYSTORE,
-    password_env: Optional[str] = PASSWORD_ENV,
-    password_file: Optional[Path] = PASSWORD_FILE,
 ) -> None:
     """Execute a queued proposal once the timelock delay has passed."""
-    from codecoop.cli._context import open_deployment, signer
 
-    d = open_deployment(chain_url, deployment_file)
+    d = fed.deployment
     p = _proposal(d, proposal_id)
-    d.governor.execute(signer(keystore, password_env, password_file), _calls(p), p.description)
+    d.governor.execute(fed.signer, _calls(p), p.description)
     console.print(f"proposal {proposal_id} executed: {p.description}")
 
 
 @app.command("list")
-def list_(chain_url: str = CHAIN, deployment_file: Path = DEPLOYMENT) -> None:
+@federation_command()
+def list_(fed: Federation) -> None:
     """List every proposal with its state and tally."""
-    from codecoop.cli._context import open_deployment
     from codecoop.token.ledger import Ledger
 
-    d = open_deployment(chain_url, deployment_file)
+    d = fed.deployment
     table = Table(title="proposals")
     for col in ("id", "state", "for", "against", "abstain", "closes", "description"):
         table.add_column(col)
@@ -264,17 +232,17 @@ def list_(chain_url: str = CHAIN, deployment_file: Path = DEPLOYMENT) -> None:
             str(pid)[:12] + "...", d.governor.state(pid).name.lower(), f"{for_ / 1e18:,.1f}", f"{against / 1e18:,.1f}",
             f"{abstain / 1e18:,.1f}", str(d.governor.deadline(pid)), p.description,
         )  # fmt: skip
-    console.print(table)
+    print_table(table, figures=("id", "state", "for", "against", "abstain", "closes"))
     console.print(f"{len(proposals)} proposal(s); full ids with `codecoop dao show`")
 
 
 @app.command()
-def show(proposal_id: int = typer.Argument(..., help="Proposal id."), chain_url: str = CHAIN, deployment_file: Path = DEPLOYMENT) -> None:
+@federation_command()
+def show(fed: Federation, proposal_id: int = typer.Argument(..., help="Proposal id.")) -> None:
     """Show a proposal: its decoded calls, state, votes and timeline."""
-    from codecoop.cli._context import open_deployment
     from codecoop.governance import describe_call
 
-    d = open_deployment(chain_url, deployment_file)
+    d = fed.deployment
     p = _proposal(d, proposal_id)
     against, for_, abstain = d.governor.votes(proposal_id)
     console.print(f"[bold]proposal {proposal_id}[/]: {p.description}")
@@ -289,47 +257,40 @@ def show(proposal_id: int = typer.Argument(..., help="Proposal id."), chain_url:
 
 
 @app.command()
+@federation_command(signs=True)
 def delegate(
+    fed: Federation,
     to: Optional[str] = typer.Argument(None, help="Address to delegate to (default: yourself)."),
-    chain_url: str = CHAIN,
-    deployment_file: Path = DEPLOYMENT,
-    keystore: Optional[Path] = KEYSTORE,
-    password_env: Optional[str] = PASSWORD_ENV,
-    password_file: Optional[Path] = PASSWORD_FILE,
 ) -> None:
     """Delegate your voting power (to yourself to vote directly); always allowed, even when transfers are off."""
-    from codecoop.cli._context import open_deployment, signer
 
-    d = open_deployment(chain_url, deployment_file)
-    account = signer(keystore, password_env, password_file)
+    d = fed.deployment
+    account = fed.signer
     d.token.delegate(account, to)
     target = to or account.address
     console.print(f"{account.address} delegates to {target}, whose voting power is now {d.token.votes(target) / 1e18:,.2f}")
 
 
 @app.command()
+@federation_command(store=True)
 def verify(
+    fed: Federation,
     proposal_id: int = typer.Argument(..., help="Id of a release proposal."),
     data: Path = typer.Option(..., "--data", help="Your own held-out code (a folder or git work tree)."),
     problems: int = typer.Option(3, "--humaneval", help="HumanEval problems for pass@1 (greedy); 0 skips it."),
     max_blocks: int = typer.Option(16, "--max-blocks", help="Held-out blocks evaluated (a fixed prefix)."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Tokens generated per HumanEval problem."),
-    store: Optional[str] = STORE,
-    store_root: Optional[Path] = STORE_ROOT,
-    chain_url: str = CHAIN,
-    deployment_file: Path = DEPLOYMENT,
 ) -> None:
     """Re-evaluate a proposed release against its parent on your own data and HumanEval, and say whether
     it meets the release criteria (exit status 1 if it does not). Run it before you vote."""
-    from codecoop.cli._context import open_content_store, open_deployment
     from codecoop.chain.cid import cid_from_bytes
     from codecoop.governance import ReleaseCriteria, describe_call, load_adapter, verify_release
     from codecoop.token.ledger import Ledger
     from codecoop.training import CodeCorpus, load_base
 
-    d = open_deployment(chain_url, deployment_file)
+    d = fed.deployment
     p = _proposal(d, proposal_id)
-    content = open_content_store(store, store_root, required=True)
+    content = fed.store
     releases = [args for t, c in _calls(p) for contract, fn, args in [describe_call(d, t, c)] if fn == "release"]
     if not releases:
         raise ConfigError(f"proposal {proposal_id} releases no model; `codecoop dao show {proposal_id}` says what it does")
@@ -350,7 +311,7 @@ def verify(
         table.add_column(col)
     table.add_row("held-out perplexity", f"{v.parent_perplexity:.3f}", f"{v.candidate_perplexity:.3f}")
     table.add_row(f"HumanEval pass@1 ({v.problems} problems)", f"{v.parent_pass_at_1:.3f}", f"{v.candidate_pass_at_1:.3f}")
-    console.print(table)
+    print_table(table, figures=(str(table.columns[1].header), "candidate"))
     verdict = "[green]meets[/]" if v.meets else "[red]does not meet[/]"
     console.print(
         f"improvement {v.improvement:+.2%} (criterion: at least {v.min_improvement_bps / 100:.2f}%, pass@1 not below the parent's): "

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from codecoop.cli import console
+from codecoop.cli._context import CHAIN, DEPLOYMENT, PASSWORD_ENV, PASSWORD_FILE
 from codecoop.errors import ConfigError
 from codecoop.settings import option, setting
 
@@ -15,14 +16,14 @@ from codecoop.settings import option, setting
 def init(
     folder: Path = typer.Argument(Path("."), help="Folder for the configuration, keystore and node data."),
     config_name: str = typer.Option("node.toml", "--config-name", help="File name of the configuration."),
-    chain: str = typer.Option("http://127.0.0.1:8545", "--chain", help="JSON-RPC URL of the federation's chain."),
-    deployment: str = typer.Option("deployment.json", "--deployment", help="Deployment record of the federation."),
+    chain: str = CHAIN,
+    deployment: Path = DEPLOYMENT,
     store: str = option("store.api"),
     listen: str = option("p2p.listen"),
     model: str = option("model.id", "--model"),
     code: list[str] = option("data.code"),
-    password_env: Optional[str] = typer.Option(None, "--password-env", help="Environment variable holding the keystore password."),
-    password_file: Optional[Path] = typer.Option(None, "--password-file", help="File holding the keystore password (first line)."),
+    password_env: Optional[str] = PASSWORD_ENV,
+    password_file: Optional[Path] = PASSWORD_FILE,
     force: bool = typer.Option(False, "--force", help="Overwrite an existing configuration (never a keystore)."),
 ) -> None:
     """Write a commented node configuration and create an encrypted keystore for the node's key.
@@ -61,7 +62,7 @@ def init(
         assert password_file is not None
         password_line = f'password_file = "{Path(password_file).expanduser().resolve()}"'
     text = render_template(
-        config_name=config_name, chain=chain, deployment=deployment, store=store, listen=listen,
+        config_name=config_name, chain=chain, deployment=str(deployment), store=store, listen=listen,
         password_line=password_line, code=", ".join(toml_value(c) for c in code), model=model,
     )
     config_path.write_text(text)

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
 
 from codecoop.cli import console
-from codecoop.cli._context import CHAIN, DEPLOYMENT, STORE, STORE_ROOT
+from codecoop.cli._context import Federation, federation_command
+from codecoop.cli._output import print_table
 
 app = typer.Typer(help="Released model versions: list, pull.", no_args_is_help=True)
 
 
 @app.command("list")
-def list_(chain_url: str = CHAIN, deployment_file: Path = DEPLOYMENT) -> None:
+@federation_command()
+def list_(fed: Federation) -> None:
     """List released versions with their parents and CIDs."""
-    from codecoop.cli._context import open_deployment
 
-    d = open_deployment(chain_url, deployment_file)
+    d = fed.deployment
     versions = d.models.versions()
     tags = {v.id: v.tag for v in versions}
     table = Table(title="released versions")
@@ -28,29 +28,26 @@ def list_(chain_url: str = CHAIN, deployment_file: Path = DEPLOYMENT) -> None:
         table.add_column(col)
     for v in versions:
         table.add_row(str(v.id), v.tag, tags.get(v.parent, "-"), v.base_model_id, v.cid)
-    console.print(table)
+    print_table(table, figures=("id",))
     console.print(f"{len(versions)} version(s); release rule: at least {d.models.min_improvement_bps() / 100:.2f}% perplexity improvement")
 
 
 @app.command()
+@federation_command(store=True)
 def pull(
+    fed: Federation,
     tag: str = typer.Argument(..., help="Version tag, e.g. v1."),
     out: Path = typer.Option(..., "--out", help="Folder for the merged Hugging Face model (created)."),
-    store: Optional[str] = STORE,
-    store_root: Optional[Path] = STORE_ROOT,
-    chain_url: str = CHAIN,
-    deployment_file: Path = DEPLOYMENT,
 ) -> None:
     """Fetch a release, verify it (CID, base weights hash, adapter layout), merge it into the base model,
     and write a Hugging Face folder with a model card crediting the contributors since the parent version."""
-    from codecoop.cli._context import open_content_store, open_deployment
     from codecoop.errors import ConfigError
     from codecoop.governance import contributions, load_adapter, model_card
     from codecoop.token.ledger import Ledger
     from codecoop.training import load_base
 
-    d = open_deployment(chain_url, deployment_file)
-    content = open_content_store(store, store_root, required=True)
+    d = fed.deployment
+    content = fed.store
     version = d.models.version_by_tag(tag)
     parent = d.models.version(version.parent) if version.parent else None
     charter = d.models.charter()

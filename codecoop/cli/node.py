@@ -12,11 +12,11 @@ from rich.table import Table
 
 from codecoop.chain.units import format_tokens
 from codecoop.cli import console
+from codecoop.cli._context import CONFIG, SET, Federation, federation_command
+from codecoop.cli._output import print_table
 
 app = typer.Typer(help="Run a participant node against a real chain and store, or show its status.", no_args_is_help=True)
 
-CONFIG = typer.Option(Path("node.toml"), "--config", "-c", help="The node's TOML configuration (see `codecoop init`).")
-SET = typer.Option([], "--set", help="Override a configuration value: section.key=value (repeatable).")
 
 
 def print_event(event) -> None:
@@ -75,22 +75,19 @@ def run(
 
 
 @app.command()
-def status(config: Path = CONFIG, overrides: list[str] = SET) -> None:
+@federation_command(config=True)
+def status(fed: Federation) -> None:
     """Show this node's membership, balance, the current round and what the journal holds.
 
     Example:
 
       codecoop node status --config node.toml
     """
-    from codecoop.keys import load_keystore
-    from codecoop.node.config import load_config
     from codecoop.node.journal import Journal
-    from codecoop.node.runtime import open_deployment
 
-    cfg = load_config(config, overrides)
-    d = open_deployment(cfg)
-    account = load_keystore(cfg.path("keystore.path"), cfg.password())
-    me = account.address
+    cfg = fed.config
+    d = fed.deployment
+    me = fed.signer.address
     r = d.rounds.current_round()
     table = Table(title=f"node {me}", show_header=False)
     table.add_row("membership", d.members.status(me).name.lower())
@@ -105,7 +102,7 @@ def status(config: Path = CONFIG, overrides: list[str] = SET) -> None:
         journal = Journal(journal_path, deployment=d.addresses["RoundManager"])
         for row in journal_rows(journal, float(cfg["training.dp_delta"])):
             table.add_row(*row)
-    console.print(table)
+    print_table(table)
 
 
 def rounds_before(rounds: Any) -> int:

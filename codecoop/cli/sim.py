@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Optional
 
 from rich import box
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from codecoop.cli import console
+from codecoop.cli._output import print_table
 from codecoop.settings import option
 
 
@@ -118,7 +120,9 @@ def sim(
     console.print(f"reports: {json_path} and {md_path}")
 
 
-def _summary(report) -> None:
+def _summary(report, out: Console | None = None) -> None:
+    """The run's per-round table and verdict; every figure whole at any console width."""
+    out = out or console
     names = [o.name for o in report.orgs]
     table = Table(
         title=f"codecoop sim: {len(names)} organisations, {len(report.rounds)} rounds ({report.settings['strategy']}, {report.settings['model']})",
@@ -127,7 +131,7 @@ def _summary(report) -> None:
         box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
     )
     for col in ("round", "acc", "rej", "loss", "ppl", "alone", "kgas", "minted"):
-        table.add_column(col, justify="right", no_wrap=True)
+        table.add_column(col, justify="right")
     table.add_row("0", "", "", f"{report.initial_loss:.4f}", f"{math.exp(report.initial_loss):.0f}", "", "", "")
     for r in report.rounds:
         alone = " / ".join(f"{r.baseline_loss[n]:.3f}" for n in names if n in r.baseline_loss) or "-"
@@ -135,9 +139,10 @@ def _summary(report) -> None:
         label = str(r.round) if r.outcome == "completed" else f"{r.round} ({r.outcome})"
         table.add_row(label, str(r.accepted), str(r.rejected), f"{r.global_loss:.4f}", f"{r.global_ppl:.0f}", alone,
                       f"{sum(r.gas.values()) / 1000:,.0f}", minted)
-    console.print(table)
+    # alone and minted hold one figure per organisation: they wrap between figures, the rest never wraps
+    print_table(table, figures=("round", "acc", "rej", "loss", "ppl", "kgas"), words=("alone", "minted"), drop=("kgas", "ppl"), console=out)
     verdict = "[green]improved[/]" if report.improved else "[red]did not improve[/]"
-    console.print(
+    out.print(
         f"global validation loss {report.initial_loss:.4f} -> {report.final_loss:.4f} "
         f"(perplexity {math.exp(report.initial_loss):.2f} -> {math.exp(report.final_loss):.2f}): {verdict}; "
         f"wall time {report.wall_s:.0f} s"

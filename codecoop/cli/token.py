@@ -2,38 +2,31 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
 from codecoop.cli import console
-from codecoop.cli._context import CHAIN, DEPLOYMENT, KEYSTORE, PASSWORD_ENV, PASSWORD_FILE
+from codecoop.cli._context import Federation, federation_command
+from codecoop.cli._output import print_table
 
 app = typer.Typer(help="Contribution tokens: balance, history, claims.", no_args_is_help=True)
 
 
-def _who(address: Optional[str], keystore: Optional[Path], password_env, password_file) -> str:
-    from codecoop.cli._context import signer
-
-    return address or signer(keystore, password_env, password_file).address
+def _who(address: Optional[str], fed: Federation) -> str:
+    return address or fed.signer.address
 
 
 @app.command()
+@federation_command(signs=True)
 def balance(
+    fed: Federation,
     address: Optional[str] = typer.Argument(None, help="Account (default: the keystore's)."),
-    chain_url: str = CHAIN,
-    deployment_file: Path = DEPLOYMENT,
-    keystore: Optional[Path] = KEYSTORE,
-    password_env: Optional[str] = PASSWORD_ENV,
-    password_file: Optional[Path] = PASSWORD_FILE,
 ) -> None:
     """Balance, voting power, delegate, and what the account received this epoch against its cap."""
-    from codecoop.cli._context import open_deployment
-
-    d = open_deployment(chain_url, deployment_file)
-    who = _who(address, keystore, password_env, password_file)
+    d = fed.deployment
+    who = _who(address, fed)
     t, sym = d.token, d.params.token_symbol
     epoch = t.current_epoch()
     _, member_cap = t.caps()
@@ -42,20 +35,16 @@ def balance(
 
 
 @app.command()
+@federation_command(signs=True)
 def history(
+    fed: Federation,
     address: Optional[str] = typer.Argument(None, help="Account (default: the keystore's)."),
-    chain_url: str = CHAIN,
-    deployment_file: Path = DEPLOYMENT,
-    keystore: Optional[Path] = KEYSTORE,
-    password_env: Optional[str] = PASSWORD_ENV,
-    password_file: Optional[Path] = PASSWORD_FILE,
 ) -> None:
     """Every mint to the account with its cause (round or welcome grant) and any cap cut, from the chain."""
-    from codecoop.cli._context import open_deployment
     from codecoop.token.ledger import Ledger, welcome_ref
 
-    d = open_deployment(chain_url, deployment_file)
-    who = _who(address, keystore, password_env, password_file)
+    d = fed.deployment
+    who = _who(address, fed)
     ledger = Ledger.from_deployment(d)
     table = Table(title=f"mints to {who}")
     for col in ("block", "epoch", "cause", "asked", "minted"):
@@ -64,25 +53,21 @@ def history(
     for m in mints:
         cause = "welcome grant" if m.ref == welcome_ref(who) else f"round {m.round_id()}"
         table.add_row(str(m.block), str(m.epoch), cause, f"{m.requested / 1e18:,.4f}", f"{m.minted / 1e18:,.4f}")
-    console.print(table)
+    print_table(table, figures=("block", "epoch", "asked", "minted"))
     console.print(f"{len(mints)} mint(s), {sum(m.minted for m in mints) / 1e18:,.4f} {d.params.token_symbol} in all")
 
 
 @app.command()
+@federation_command(signs=True)
 def claim(
+    fed: Federation,
     round_id: Optional[int] = typer.Option(None, "--round", help="One round (default: every finalized round with something owed)."),
-    chain_url: str = CHAIN,
-    deployment_file: Path = DEPLOYMENT,
-    keystore: Optional[Path] = KEYSTORE,
-    password_env: Optional[str] = PASSWORD_ENV,
-    password_file: Optional[Path] = PASSWORD_FILE,
 ) -> None:
     """Claim your rewards of finalized rounds; the mirror predicts each amount before the chain mints it."""
-    from codecoop.cli._context import open_deployment, signer
     from codecoop.token import claim_amount
 
-    d = open_deployment(chain_url, deployment_file)
-    account = signer(keystore, password_env, password_file)
+    d = fed.deployment
+    account = fed.signer
     rounds = [round_id] if round_id is not None else range(1, d.rounds.current_round() + 1)
     total = claimed = 0
     for r in rounds:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from codecoop.errors import ChainError, ConfigError
@@ -14,17 +15,20 @@ from codecoop.node.config import NodeConfig
 __all__ = ["LiveNode", "open_deployment", "start_node"]
 
 
-def open_deployment(cfg: NodeConfig) -> Any:
-    """Connect to the configured chain and attach to the configured deployment."""
+def open_deployment(chain_url: str, deployment_file: Path, *, setting: str = "chain.url") -> Any:
+    """Connect to the chain at ``chain_url`` and attach to the deployment recorded in ``deployment_file``.
+
+    ``setting`` names where the URL came from (an option, a configuration key) for the error an
+    embedded chain gets.
+    """
     from codecoop.chain import Deployment, connect
 
-    url = cfg["chain.url"]
-    if url == "embedded":
+    if chain_url == "embedded":
         raise ConfigError(
-            f"{cfg.source}: chain.url = 'embedded' lives only inside one process; a node needs a shared chain "
-            "(give a JSON-RPC URL), and `codecoop sim` runs whole federations on an embedded chain"
+            f"{setting} = 'embedded' lives only inside one process; give the JSON-RPC URL of a running chain "
+            "(`codecoop sim` runs whole federations on an embedded chain)"
         )
-    return Deployment.load(cfg.path("chain.deployment"), connect(url))
+    return Deployment.load(deployment_file, connect(chain_url))
 
 
 @dataclass
@@ -55,7 +59,7 @@ def start_node(
     from codecoop.storage import open_store
 
     on_event, on_train_step = with_crash_point(on_event, on_train_step)  # a test hook; unset in production
-    deployment = open_deployment(cfg)
+    deployment = open_deployment(cfg["chain.url"], cfg.path("chain.deployment"), setting=f"{cfg.source}: chain.url")
     account = load_keystore(cfg.path("keystore.path"), cfg.password())
     folder = cfg.folder
     folder.mkdir(parents=True, exist_ok=True)
