@@ -106,8 +106,16 @@ def run_size(n: int, params: int, reps: int, rows: list[dict[str, Any]]) -> None
     clones = best_of({"threads": clone, "one": clone_one_thread}, reps)
     t_clone, peak_clone, _ = min(clones.values(), key=lambda c: c[0])
     del clones
-    rows.append({"n": n, "params": total, "op": "torch_clone", "ours_s": t_clone, "ours_peak_bytes": peak_clone,
-                 "ours_gbps": input_bytes / t_clone / 1e9})
+    rows.append(
+        {
+            "n": n,
+            "params": total,
+            "op": "torch_clone",
+            "ours_s": t_clone,
+            "ours_peak_bytes": peak_clone,
+            "ours_gbps": input_bytes / t_clone / 1e9,
+        }
+    )
     cases: list[tuple[str, Callable[[], Any], Callable[[], Any], float]] = [
         ("fedavg", lambda: get_strategy("fedavg").aggregate(updates), lambda: aggregate(results), 2.0 * input_bytes),
         ("fedmedian", lambda: get_strategy("fedmedian").aggregate(updates), lambda: aggregate_median(results), 2.0 * input_bytes),
@@ -131,22 +139,35 @@ def run_size(n: int, params: int, reps: int, rows: list[dict[str, Any]]) -> None
         rounds = max(reps, 3) if op in ("fedavg", "fedmedian") else reps
         timings = best_of({"ours": ours_fn} if skip else {"ours": ours_fn, "flwr": flwr_fn}, rounds)
         t_ours, peak_ours, agg = timings["ours"]
-        row: dict[str, Any] = {"n": n, "params": total, "op": op, "ours_s": t_ours, "ours_peak_bytes": peak_ours,
-                               "ours_gbps": input_bytes / t_ours / 1e9}
+        row: dict[str, Any] = {
+            "n": n,
+            "params": total,
+            "op": op,
+            "ours_s": t_ours,
+            "ours_peak_bytes": peak_ours,
+            "ours_gbps": input_bytes / t_ours / 1e9,
+        }
         if skip:
             row["flwr_skipped"] = f"needs about {flwr_memory / 2**30:.1f} GiB"
         else:
             t_flwr, peak_flwr, theirs = timings.pop("flwr")
             diff = max_abs_diff(dict(agg.tensors), names, theirs)
-            row |= {"flwr_s": t_flwr, "flwr_peak_bytes": peak_flwr, "ratio": t_ours / t_flwr, "max_abs_diff": diff,
-                    "within_tolerance": diff <= TOLERANCE[op]}
+            row |= {
+                "flwr_s": t_flwr,
+                "flwr_peak_bytes": peak_flwr,
+                "ratio": t_ours / t_flwr,
+                "max_abs_diff": diff,
+                "within_tolerance": diff <= TOLERANCE[op],
+            }
             del theirs
         del timings
         del agg
         rows.append(row)
-        print(f"  n={n:>2} params={total / 1e6:6.1f}M {op:<14} ours {t_ours:8.3f}s"
-              + (f"  flwr {row['flwr_s']:8.3f}s  ratio {row['ratio']:.3f}" if "flwr_s" in row else "  flwr skipped"),
-              flush=True)
+        print(
+            f"  n={n:>2} params={total / 1e6:6.1f}M {op:<14} ours {t_ours:8.3f}s"
+            + (f"  flwr {row['flwr_s']:8.3f}s  ratio {row['ratio']:.3f}" if "flwr_s" in row else "  flwr skipped"),
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,8 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     for op in ("fedavg", "fedmedian"):
         if "ratio" in at_largest[op]:
             targets.append(target(f"{op} ours/flwr time ({label})", at_largest[op]["ratio"], 0.5, "<="))
-    targets.append(target(f"fedavg throughput / torch clone throughput ({label})",
-                          at_largest["torch_clone"]["ours_s"] / at_largest["fedavg"]["ours_s"], 0.5, ">="))
+    targets.append(
+        target(
+            f"fedavg throughput / torch clone throughput ({label})",
+            at_largest["torch_clone"]["ours_s"] / at_largest["fedavg"]["ours_s"],
+            0.5,
+            ">=",
+        )
+    )
     for op, tol in TOLERANCE.items():
         diffs = [r["max_abs_diff"] for r in rows if r["op"] == op and "max_abs_diff" in r]
         if diffs:
@@ -178,19 +205,31 @@ def main(argv: list[str] | None = None) -> int:
 
     headers = ["n", "params", "op", "ours s", "flwr s", "ours/flwr", "ours GB/s", "ours peak MiB", "flwr peak MiB", "max|diff|"]
     print()
-    print_table(headers, [
-        [r["n"], f"{r['params'] / 1e6:.1f}M", r["op"], r["ours_s"], r.get("flwr_s", r.get("flwr_skipped")), r.get("ratio"),
-         r["ours_gbps"], r["ours_peak_bytes"] / 2**20,
-         r["flwr_peak_bytes"] / 2**20 if "flwr_peak_bytes" in r else None, r.get("max_abs_diff")]
-        for r in rows
-    ])
+    print_table(
+        headers,
+        [
+            [
+                r["n"],
+                f"{r['params'] / 1e6:.1f}M",
+                r["op"],
+                r["ours_s"],
+                r.get("flwr_s", r.get("flwr_skipped")),
+                r.get("ratio"),
+                r["ours_gbps"],
+                r["ours_peak_bytes"] / 2**20,
+                r["flwr_peak_bytes"] / 2**20 if "flwr_peak_bytes" in r else None,
+                r.get("max_abs_diff"),
+            ]
+            for r in rows
+        ],
+    )
     import flwr
 
     payload = {
         "quick": args.quick,
         "wall_s": time.perf_counter() - started,
-        "machine": machine() | {"torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                                "numpy": np.__version__, "flwr": flwr.__version__},
+        "machine": machine()
+        | {"torch": torch.__version__, "torch_threads": torch.get_num_threads(), "numpy": np.__version__, "flwr": flwr.__version__},
         "layout": {"rank": RANK, "width": WIDTH, "dtype": "float32", "trimmed_beta": BETA, "krum_f": KRUM_F},
         "runs": rows,
     }

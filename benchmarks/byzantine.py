@@ -85,7 +85,7 @@ def _cosines(sim: Any, attackers: set[str]) -> dict[str, float | None]:
                 per_factor[factor] = flat / flat.norm().clamp_min(1e-30)
             changes.append((u.submitter in attackers, per_factor))
         for i, (bad_i, x) in enumerate(changes):
-            for bad_j, y in changes[i + 1:]:
+            for bad_j, y in changes[i + 1 :]:
                 c = min(float(x[f].dot(y[f])) for f in x)
                 if not bad_i and not bad_j:
                     honest_min = c if honest_min is None else min(honest_min, c)
@@ -96,8 +96,15 @@ def _cosines(sim: Any, attackers: set[str]) -> dict[str, float | None]:
 
 def run(orgs: int, k: int, attack: str | None, *, rounds: int, steps: int, eval_blocks: int, files: int) -> dict[str, Any]:
     """One simulation; the outcome as plain data."""
-    config = SimConfig(orgs=orgs, rounds=rounds, steps=steps, eval_blocks=eval_blocks, max_files_per_org=files,
-                       baselines=False, byzantine=(f"{k}:{attack}",) if attack else ())
+    config = SimConfig(
+        orgs=orgs,
+        rounds=rounds,
+        steps=steps,
+        eval_blocks=eval_blocks,
+        max_files_per_org=files,
+        baselines=False,
+        byzantine=(f"{k}:{attack}",) if attack else (),
+    )
     began = time.perf_counter()
     sim = Simulation(config, Hooks())
     try:
@@ -115,13 +122,23 @@ def run(orgs: int, k: int, attack: str | None, *, rounds: int, steps: int, eval_
                         honest_votes_on_attackers += 1
                         refusals[_why(vote["reason"])] += 1
         return {
-            "orgs": orgs, "attackers": k if attack else 0, "attack": attack or "none", "rounds": rounds, "steps": steps,
-            "poisoned_submitted": out.poisoned_submitted, "poisoned_accepted": out.poisoned_accepted,
-            "honest_submitted": out.honest_submitted, "honest_accepted": out.honest_accepted,
-            "initial_loss": report.initial_loss, "final_loss": report.final_loss,
+            "orgs": orgs,
+            "attackers": k if attack else 0,
+            "attack": attack or "none",
+            "rounds": rounds,
+            "steps": steps,
+            "poisoned_submitted": out.poisoned_submitted,
+            "poisoned_accepted": out.poisoned_accepted,
+            "honest_submitted": out.honest_submitted,
+            "honest_accepted": out.honest_accepted,
+            "initial_loss": report.initial_loss,
+            "final_loss": report.final_loss,
             "rounds_outcome": [r.outcome for r in report.rounds],
-            "tokens": out.tokens, "attacker_tokens": out.attacker_tokens, "honest_tokens": out.honest_tokens,
-            "honest_votes_on_attackers": dict(refusals), "cosines": _cosines(sim, attackers),
+            "tokens": out.tokens,
+            "attacker_tokens": out.attacker_tokens,
+            "honest_tokens": out.honest_tokens,
+            "honest_votes_on_attackers": dict(refusals),
+            "cosines": _cosines(sim, attackers),
             "wall_s": round(time.perf_counter() - began, 1),
         }
     finally:
@@ -150,18 +167,38 @@ def main(argv: list[str] | None = None) -> int:
             result["loss_vs_honest_only"] = result["final_loss"] - honest["final_loss"]
             runs.append(result)
 
-    headers = ["K/N", "rounds", "attack", "poison acc/sub", "honest acc/sub", "final loss", "vs honest-only", "tokens/attacker",
-               "tokens/honest", "refusals of attackers' updates", "cos honest min / attacker max", "s"]
+    headers = [
+        "K/N",
+        "rounds",
+        "attack",
+        "poison acc/sub",
+        "honest acc/sub",
+        "final loss",
+        "vs honest-only",
+        "tokens/attacker",
+        "tokens/honest",
+        "refusals of attackers' updates",
+        "cos honest min / attacker max",
+        "s",
+    ]
     rows = []
     for r in runs:
-        rows.append([
-            f"{r['attackers']}/{r['orgs']}", r["rounds"], r["attack"], f"{r['poisoned_accepted']}/{r['poisoned_submitted']}",
-            f"{r['honest_accepted']}/{r['honest_submitted']}", round(r["final_loss"], 4),
-            f"{r['loss_vs_honest_only']:+.4f}" if "loss_vs_honest_only" in r else "-",
-            round(r["attacker_tokens"], 1) if r["attack"] != "none" else "-", round(r["honest_tokens"], 1),
-            " ".join(f"{k}:{v}" for k, v in sorted(r["honest_votes_on_attackers"].items())) or "-",
-            " / ".join("-" if c is None else f"{c:.3f}" for c in r["cosines"].values()), r["wall_s"],
-        ])
+        rows.append(
+            [
+                f"{r['attackers']}/{r['orgs']}",
+                r["rounds"],
+                r["attack"],
+                f"{r['poisoned_accepted']}/{r['poisoned_submitted']}",
+                f"{r['honest_accepted']}/{r['honest_submitted']}",
+                round(r["final_loss"], 4),
+                f"{r['loss_vs_honest_only']:+.4f}" if "loss_vs_honest_only" in r else "-",
+                round(r["attacker_tokens"], 1) if r["attack"] != "none" else "-",
+                round(r["honest_tokens"], 1),
+                " ".join(f"{k}:{v}" for k, v in sorted(r["honest_votes_on_attackers"].items())) or "-",
+                " / ".join("-" if c is None else f"{c:.3f}" for c in r["cosines"].values()),
+                r["wall_s"],
+            ]
+        )
     print_table(headers, rows)
 
     targets = []
@@ -171,12 +208,22 @@ def main(argv: list[str] | None = None) -> int:
         label = f"{r['attack']}, K/N={r['attackers']}/{r['orgs']}"
         if r["attackers"] * 4 <= r["orgs"]:
             targets.append(target(f"poisoned updates accepted ({label})", r["poisoned_accepted"], 0, "<="))
-        targets.append(target(f"tokens per attacker minus per honest member ({label})",
-                              round(r["attacker_tokens"] - r["honest_tokens"], 2), 0.0, "<="))
+        targets.append(
+            target(f"tokens per attacker minus per honest member ({label})", round(r["attacker_tokens"] - r["honest_tokens"], 2), 0.0, "<=")
+        )
     print_targets(targets)
-    path = write_results("byzantine", {"quick": args.quick, "machine": machine(), "settings": settings,
-                                       "plan": [[n, k, rounds, list(a)] for n, k, rounds, a in plan], "runs": runs,
-                                       "wall_s": round(time.perf_counter() - began, 1)}, targets)
+    path = write_results(
+        "byzantine",
+        {
+            "quick": args.quick,
+            "machine": machine(),
+            "settings": settings,
+            "plan": [[n, k, rounds, list(a)] for n, k, rounds, a in plan],
+            "runs": runs,
+            "wall_s": round(time.perf_counter() - began, 1),
+        },
+        targets,
+    )
     print(f"results: {path}")
     return 0 if all(t["met"] for t in targets) else 1
 

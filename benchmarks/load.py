@@ -258,8 +258,14 @@ def main() -> int:
             "hardhat": hardhat_note or "measured",
             "projected_largest_tx": {"updates": MAX_UPDATES, "gas": projected, "operation": projected_op},
             "rounds": [
-                {**asdict(load), "gas_per_member": round(load.gas_per_member), "own_gas_per_member": round(load.own_gas_per_member),
-                 "shared_gas_per_member": round(load.shared_gas_per_member), "gas_per_vote": round(load.gas_per_vote), "correct": load.correct}
+                {
+                    **asdict(load),
+                    "gas_per_member": round(load.gas_per_member),
+                    "own_gas_per_member": round(load.own_gas_per_member),
+                    "shared_gas_per_member": round(load.shared_gas_per_member),
+                    "gas_per_vote": round(load.gas_per_vote),
+                    "correct": load.correct,
+                }
                 for load in loads
             ],
         },  # fmt: skip

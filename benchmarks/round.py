@@ -85,8 +85,7 @@ def smollm2_adapter_share() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="N=3 only, and smollm2 bytes from the adapter size instead of a smollm2 round")
+    parser.add_argument("--quick", action="store_true", help="N=3 only, and smollm2 bytes from the adapter size instead of a smollm2 round")
     args = parser.parse_args(argv)
     steps = 40
     began = time.perf_counter()
@@ -98,27 +97,45 @@ def main(argv: list[str] | None = None) -> int:
         share = smollm2_adapter_share()
     else:
         print("smollm2-135m: one round, 3 organisations, 2 steps each ...", flush=True)
-        run = one_round(SimConfig(orgs=3, rounds=1, model="smollm2-135m", steps=2, batch_size=4, eval_blocks=4,
-                                  baselines=False, max_files_per_org=30))
+        run = one_round(
+            SimConfig(orgs=3, rounds=1, model="smollm2-135m", steps=2, batch_size=4, eval_blocks=4, baselines=False, max_files_per_org=30)
+        )
         share = {"adapter_bytes": run["adapter_bytes"], "model_bytes": run["model_bytes"], "measured_in": "one round"}
     share["share"] = share["adapter_bytes"] / share["model_bytes"]
 
     headers = ["N", "round s", *ACTIVITIES, "chain/other", "non-training", "protocol", "gas/org", "blocks/judgement"]
-    rows = [[r["orgs"], r["round_s"], *(r["phases_s"][a] for a in ACTIVITIES), r["phases_s"]["chain/other"],
-             f"{100 * r['overhead_share']:.1f}%", f"{100 * r['protocol_share']:.1f}%", round(r["gas_per_org"]),
-             f"{r['blocks_per_judgement']:.1f} of {r['eval_blocks']}"] for r in runs]
+    rows = [
+        [
+            r["orgs"],
+            r["round_s"],
+            *(r["phases_s"][a] for a in ACTIVITIES),
+            r["phases_s"]["chain/other"],
+            f"{100 * r['overhead_share']:.1f}%",
+            f"{100 * r['protocol_share']:.1f}%",
+            round(r["gas_per_org"]),
+            f"{r['blocks_per_judgement']:.1f} of {r['eval_blocks']}",
+        ]
+        for r in runs
+    ]
     print_table(headers, rows)
-    print(f"smollm2-135m LoRA r=8: {share['adapter_bytes']:,} bytes per organisation per round = "
-          f"{100 * share['share']:.2f}% of the {share['model_bytes']:,}-byte model ({share['measured_in']})")
-    targets = [target(f"non-training overhead share of a round, N={r['orgs']}", round(r["overhead_share"], 4), 0.20, "<=")
-               for r in runs]
-    targets += [target(f"protocol overhead share of a round (no training, no evaluation), N={r['orgs']}",
-                       round(r["protocol_share"], 4), 0.20, "<=") for r in runs]
-    targets.append(target("bytes published per organisation per round / model size (smollm2-135m, LoRA r=8)",
-                          round(share["share"], 5), 0.02, "<="))
+    print(
+        f"smollm2-135m LoRA r=8: {share['adapter_bytes']:,} bytes per organisation per round = "
+        f"{100 * share['share']:.2f}% of the {share['model_bytes']:,}-byte model ({share['measured_in']})"
+    )
+    targets = [target(f"non-training overhead share of a round, N={r['orgs']}", round(r["overhead_share"], 4), 0.20, "<=") for r in runs]
+    targets += [
+        target(f"protocol overhead share of a round (no training, no evaluation), N={r['orgs']}", round(r["protocol_share"], 4), 0.20, "<=")
+        for r in runs
+    ]
+    targets.append(
+        target("bytes published per organisation per round / model size (smollm2-135m, LoRA r=8)", round(share["share"], 5), 0.02, "<=")
+    )
     print_targets(targets)
-    path = write_results("round", {"quick": args.quick, "machine": machine(), "runs": runs, "smollm2": share,
-                                   "wall_s": round(time.perf_counter() - began, 1)}, targets)
+    path = write_results(
+        "round",
+        {"quick": args.quick, "machine": machine(), "runs": runs, "smollm2": share, "wall_s": round(time.perf_counter() - began, 1)},
+        targets,
+    )
     print(f"results: {path}")
     return 0 if all(t["met"] for t in targets) else 1
 

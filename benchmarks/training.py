@@ -60,8 +60,15 @@ def _worker(side: str, model_id: str, steps: int, warmup: int, batch: int, seq_l
     base = load_base(model_id)
     corpus = _corpus(base)
     cfg = TrainConfig(
-        r=LORA["r"], alpha=LORA["alpha"], dropout=LORA["dropout"], lr=LORA["lr"], seed=LORA["seed"],
-        steps=steps + warmup, batch_size=batch, seq_len=seq_len, progress=False,
+        r=LORA["r"],
+        alpha=LORA["alpha"],
+        dropout=LORA["dropout"],
+        lr=LORA["lr"],
+        seed=LORA["seed"],
+        steps=steps + warmup,
+        batch_size=batch,
+        seq_len=seq_len,
+        progress=False,
     )
     marks: list[tuple[float, float]] = []
     cuda = base.device.type == "cuda"
@@ -118,10 +125,17 @@ def _run_plain(base: Any, corpus: Any, cfg: Any, warmup: int, marks: list[tuple[
     blocks = corpus.blocks("train", base.tokenizer, cfg.seq_len)
     dataset = [{"input_ids": b, "labels": b} for b in blocks]
     torch.manual_seed(cfg.seed)
-    model = get_peft_model(base.model, LoraConfig(
-        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, bias="none", task_type="CAUSAL_LM",
-        target_modules=list(default_target_modules(base.architecture)),
-    ))
+    model = get_peft_model(
+        base.model,
+        LoraConfig(
+            r=cfg.r,
+            lora_alpha=cfg.alpha,
+            lora_dropout=cfg.dropout,
+            bias="none",
+            task_type="CAUSAL_LM",
+            target_modules=list(default_target_modules(base.architecture)),
+        ),
+    )
     cuda = base.device.type == "cuda"
     args = TrainingArguments(
         output_dir=str(Path("/tmp") / "codecoop-bench-plain"),
@@ -157,8 +171,22 @@ def _run_plain(base: Any, corpus: Any, cfg: Any, warmup: int, marks: list[tuple[
 
 def _spawn(side: str, model_id: str, s: dict[str, Any], quick: bool, threads: int) -> dict[str, Any]:
     cmd = [
-        sys.executable, __file__, "--worker", side, "--model", model_id, "--steps", str(s["steps"][quick]),
-        "--warmup", str(s["warmup"]), "--batch", str(s["batch"]), "--seq-len", str(s["seq_len"]), "--threads", str(threads),
+        sys.executable,
+        __file__,
+        "--worker",
+        side,
+        "--model",
+        model_id,
+        "--steps",
+        str(s["steps"][quick]),
+        "--warmup",
+        str(s["warmup"]),
+        "--batch",
+        str(s["batch"]),
+        "--seq-len",
+        str(s["seq_len"]),
+        "--threads",
+        str(threads),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -202,10 +230,23 @@ def main() -> None:
         basis = "tok/s" if results["ours"][0]["device"].startswith("cuda") else "tok/CPU-s"
         mem_ours = statistics.median(r["peak_mib"] for r in results["ours"])
         mem_plain = statistics.median(r["peak_mib"] for r in results["plain"])
-        rows.append([model_id, results["ours"][0]["device"], f"{ours:,.0f} {basis}", f"{plain:,.0f} {basis}", round(ours / plain, 3),
-                     f"{wall_ours:,.0f}", f"{wall_plain:,.0f}", round(mem_ours, 1), round(mem_plain, 1)])
+        rows.append(
+            [
+                model_id,
+                results["ours"][0]["device"],
+                f"{ours:,.0f} {basis}",
+                f"{plain:,.0f} {basis}",
+                round(ours / plain, 3),
+                f"{wall_ours:,.0f}",
+                f"{wall_plain:,.0f}",
+                round(mem_ours, 1),
+                round(mem_plain, 1),
+            ]
+        )
         targets.append(target(f"{model_id}: ours/plain tokens per second", round(ours / plain, 3), 1.0, ">="))
-    print_table(["model", "device", "ours", "plain", "ratio", "ours wall tok/s", "plain wall tok/s", "ours peak MiB", "plain peak MiB"], rows)
+    print_table(
+        ["model", "device", "ours", "plain", "ratio", "ours wall tok/s", "plain wall tok/s", "ours peak MiB", "plain peak MiB"], rows
+    )
     print_targets(targets)
     path = write_results(
         "training",

@@ -143,12 +143,8 @@ class _P2PPair:
 
         from codecoop.p2p import P2PConfig, P2PHost
 
-        self.server = P2PHost(
-            P2PConfig(federation="bench", identity_path=root / "server.key"), Account.create(), store=store
-        ).start()
-        self.client = P2PHost(
-            P2PConfig(federation="bench", identity_path=root / "client.key"), Account.create()
-        ).start()
+        self.server = P2PHost(P2PConfig(federation="bench", identity_path=root / "server.key"), Account.create(), store=store).start()
+        self.client = P2PHost(P2PConfig(federation="bench", identity_path=root / "client.key"), Account.create()).start()
         self.client.connect(self.server.addrs[0])
 
     def fetch(self, cid: str) -> bytes:

@@ -143,18 +143,12 @@ def from_safetensors(
             raise TensorFormatError(f"tensor {name!r}: shape must be a list of non-negative integers, got {shape!r:.200}")
         if not _fits_strides(shape):
             raise TensorFormatError(f"tensor {name!r}: shape {shape!r:.200} is too large for a tensor")
-        if (
-            not isinstance(offsets, list)
-            or len(offsets) != 2
-            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
-        ):
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets):
             raise TensorFormatError(f"tensor {name!r}: data_offsets must be two integers, got {offsets!r:.200}")
         begin, end = offsets
         itemsize = torch.empty((), dtype=DTYPES[tag]).element_size()
         if not 0 <= begin <= end or end - begin != math.prod(shape) * itemsize:
-            raise TensorFormatError(
-                f"tensor {name!r}: data_offsets {offsets} do not hold {math.prod(shape)} {tag} values"
-            )
+            raise TensorFormatError(f"tensor {name!r}: data_offsets {offsets} do not hold {math.prod(shape)} {tag} values")
         entries.append((begin, end, name, tag, shape))
     entries.sort()
     cursor = 0
@@ -163,9 +157,7 @@ def from_safetensors(
             raise TensorFormatError(f"tensor {name!r}: data starts at {begin}, expected {cursor} (gap or overlap)")
         cursor = end
     if cursor != len(body):
-        raise TensorFormatError(
-            f"safetensors data is {len(body)} bytes but the header describes {cursor}: truncated or padded file"
-        )
+        raise TensorFormatError(f"safetensors data is {len(body)} bytes but the header describes {cursor}: truncated or padded file")
     tensors: dict[str, torch.Tensor] = {}
     for begin, end, name, tag, shape in entries:
         dtype = DTYPES[tag]

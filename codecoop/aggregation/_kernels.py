@@ -181,4 +181,3 @@ def weighted_sum(
         if k:
             out.add_(t)
     return out
-

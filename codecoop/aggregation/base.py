@@ -27,6 +27,7 @@ from codecoop.aggregation.validation import validate_updates
 
 __all__ = ["ACCUM_DTYPE", "FLOAT_DTYPES", "Update", "Aggregate", "Strategy", "StrategyBase", "Tensors"]
 
+
 @runtime_checkable
 class Strategy(Protocol):
     """What the node needs from an aggregation strategy.
@@ -38,9 +39,7 @@ class Strategy(Protocol):
 
     name: str
 
-    def aggregate(
-        self, updates: Sequence[Update], state: bytes | None = None, *, base: Tensors | None = None
-    ) -> Aggregate:
+    def aggregate(self, updates: Sequence[Update], state: bytes | None = None, *, base: Tensors | None = None) -> Aggregate:
         """Merge ``updates`` into the next global adapter."""
         ...
 
@@ -50,9 +49,7 @@ class StrategyBase(abc.ABC):
 
     name: str
 
-    def aggregate(
-        self, updates: Sequence[Update], state: bytes | None = None, *, base: Tensors | None = None
-    ) -> Aggregate:
+    def aggregate(self, updates: Sequence[Update], state: bytes | None = None, *, base: Tensors | None = None) -> Aggregate:
         """Validate ``updates`` (and ``base``), sort them by CID and combine them.
 
         Raises
@@ -68,9 +65,7 @@ class StrategyBase(abc.ABC):
         return Aggregate(tensors=tensors, state=new_state, metadata=self.metadata(ordered))
 
     @abc.abstractmethod
-    def combine(
-        self, updates: list[Update], state: bytes | None, base: Tensors | None
-    ) -> tuple[dict[str, torch.Tensor], bytes | None]:
+    def combine(self, updates: list[Update], state: bytes | None, base: Tensors | None) -> tuple[dict[str, torch.Tensor], bytes | None]:
         """Merge validated updates, already in ascending CID order; return tensors and next state."""
 
     def describe(self) -> dict[str, object]:

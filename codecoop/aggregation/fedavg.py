@@ -85,8 +85,6 @@ class FedAvg(StrategyBase):
     def describe(self) -> dict[str, object]:
         return {"max_weight": self.max_weight}
 
-    def combine(
-        self, updates: list[Update], state: bytes | None, base: Tensors | None
-    ) -> tuple[dict[str, torch.Tensor], bytes | None]:
+    def combine(self, updates: list[Update], state: bytes | None, base: Tensors | None) -> tuple[dict[str, torch.Tensor], bytes | None]:
         weights = sample_weights([u.num_samples for u in updates], self.max_weight)
         return weighted_mean(updates, weights), None

@@ -21,9 +21,7 @@ class FedMedian(StrategyBase):
 
     name = "fedmedian"
 
-    def combine(
-        self, updates: list[Update], state: bytes | None, base: Tensors | None
-    ) -> tuple[dict[str, torch.Tensor], bytes | None]:
+    def combine(self, updates: list[Update], state: bytes | None, base: Tensors | None) -> tuple[dict[str, torch.Tensor], bytes | None]:
         n = len(updates)
         lo, hi = (n - 1) // 2, n // 2
         acc = kernels.accum_buffer()

@@ -106,8 +106,7 @@ class FedOpt(StrategyBase):
             raise AggregationError(f"{self.name}: the server-optimiser state is unreadable: {exc}") from exc
         if meta.get("codecoop.strategy") != self.name:
             raise AggregationError(
-                f"{self.name}: the state was written by {meta.get('codecoop.strategy')!r}; "
-                f"start from state=None when switching strategy"
+                f"{self.name}: the state was written by {meta.get('codecoop.strategy')!r}; start from state=None when switching strategy"
             )
         step_text = meta.get("codecoop.step", "")
         if not step_text.isdigit():
@@ -115,26 +114,19 @@ class FedOpt(StrategyBase):
         expected = {f"{kind}/{name}" for name in base for kind in ("m", "v")}
         if set(tensors) != expected:
             raise AggregationError(
-                f"{self.name}: the state's tensors do not match the base adapter's names; "
-                "it belongs to another adapter layout"
+                f"{self.name}: the state's tensors do not match the base adapter's names; it belongs to another adapter layout"
             )
         for key, t in tensors.items():
             name = key.split("/", 1)[1]
             if t.dtype != ACCUM_DTYPE or t.shape != base[name].shape or not all_finite(t):
-                raise AggregationError(
-                    f"{self.name}: state tensor {key!r} must be finite float64 of shape {tuple(base[name].shape)}"
-                )
+                raise AggregationError(f"{self.name}: state tensor {key!r} must be finite float64 of shape {tuple(base[name].shape)}")
         m = {name: tensors[f"m/{name}"] for name in base}
         v = {name: tensors[f"v/{name}"] for name in base}
         return int(step_text), m, v
 
-    def combine(
-        self, updates: list[Update], state: bytes | None, base: Tensors | None
-    ) -> tuple[dict[str, torch.Tensor], bytes | None]:
+    def combine(self, updates: list[Update], state: bytes | None, base: Tensors | None) -> tuple[dict[str, torch.Tensor], bytes | None]:
         if base is None:
-            raise AggregationError(
-                f"{self.name} steps from the current global adapter: pass it as aggregate(..., base=tensors)"
-            )
+            raise AggregationError(f"{self.name} steps from the current global adapter: pass it as aggregate(..., base=tensors)")
         step, m, v = self.load_state(state, base)
         step += 1
         lr = self.learning_rate(step)

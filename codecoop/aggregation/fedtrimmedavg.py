@@ -35,9 +35,7 @@ class FedTrimmedAvg(StrategyBase):
     def describe(self) -> dict[str, object]:
         return {"beta": self.beta}
 
-    def combine(
-        self, updates: list[Update], state: bytes | None, base: Tensors | None
-    ) -> tuple[dict[str, torch.Tensor], bytes | None]:
+    def combine(self, updates: list[Update], state: bytes | None, base: Tensors | None) -> tuple[dict[str, torch.Tensor], bytes | None]:
         n = len(updates)
         cut = int(self.beta * n)
         keep = range(cut, n - cut)

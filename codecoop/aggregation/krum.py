@@ -121,8 +121,7 @@ class MultiKrum(StrategyBase):
         n = len(updates)
         if n < self.f + 3:
             raise AggregationError(
-                f"{self.name} with f={self.f} needs at least {self.f + 3} updates, got {n}; "
-                "lower f or use fedmedian for this round"
+                f"{self.name} with f={self.f} needs at least {self.f + 3} updates, got {n}; lower f or use fedmedian for this round"
             )
         keep = n - self.f if self.m is None else self.m
         if keep > n:
@@ -131,9 +130,7 @@ class MultiKrum(StrategyBase):
         order = sorted(range(n), key=lambda i: (scores[i], updates[i].cid))
         return [updates[i] for i in order[:keep]]
 
-    def combine(
-        self, updates: list[Update], state: bytes | None, base: Tensors | None
-    ) -> tuple[dict[str, torch.Tensor], bytes | None]:
+    def combine(self, updates: list[Update], state: bytes | None, base: Tensors | None) -> tuple[dict[str, torch.Tensor], bytes | None]:
         chosen = sorted(self.select(updates), key=lambda u: u.cid)
         return weighted_mean(chosen, sample_weights([u.num_samples for u in chosen])), None
 
@@ -149,8 +146,6 @@ class Krum(MultiKrum):
     def describe(self) -> dict[str, object]:
         return {"f": self.f}
 
-    def combine(
-        self, updates: list[Update], state: bytes | None, base: Tensors | None
-    ) -> tuple[dict[str, torch.Tensor], bytes | None]:
+    def combine(self, updates: list[Update], state: bytes | None, base: Tensors | None) -> tuple[dict[str, torch.Tensor], bytes | None]:
         (best,) = self.select(updates)
         return {name: best.tensors[name].clone(memory_format=torch.contiguous_format) for name in sorted(best.tensors)}, None

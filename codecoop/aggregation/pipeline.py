@@ -42,9 +42,7 @@ class Pipeline(StrategyBase):
             params.update(step.describe())
         return params
 
-    def combine(
-        self, updates: list[Update], state: bytes | None, base: Tensors | None
-    ) -> tuple[dict[str, torch.Tensor], bytes | None]:
+    def combine(self, updates: list[Update], state: bytes | None, base: Tensors | None) -> tuple[dict[str, torch.Tensor], bytes | None]:
         for pre in self.pre:
             updates = pre.apply(updates, base)
         tensors, new_state = self.strategy.combine(updates, state, base)

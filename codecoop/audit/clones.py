@@ -208,7 +208,6 @@ def covered_lines(spans: Iterable[CloneSpan]) -> int:
     return len(covered)
 
 
-
 @dataclass(frozen=True)
 class FunctionPrompt:
     """The start of one private function: its source up to the end of its docstring."""

@@ -185,7 +185,14 @@ class FingerprintSet:
             fps = frozenset(bytes.fromhex(h) for h in doc["fingerprints"])
             if any(len(f) != _DIGEST_BYTES for f in fps):
                 raise ValueError(f"fingerprints must be {_DIGEST_BYTES} bytes")
-            return cls(str(doc["organisation"]), str(doc["key_id"]), int(doc["min_lines"]), fps, int(doc.get("files", 0)), int(doc.get("windows", 0)))
+            return cls(
+                str(doc["organisation"]),
+                str(doc["key_id"]),
+                int(doc["min_lines"]),
+                fps,
+                int(doc.get("files", 0)),
+                int(doc.get("windows", 0)),
+            )
         except FileNotFoundError:
             raise ConfigError(f"fingerprint file {path} does not exist") from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -335,7 +342,9 @@ def drop_shared_clones(
         raise ConfigError(f"mode must be 'lines' or 'files', not {mode!r}")
     for s in others:
         if s.key_id != key.key_id:
-            raise ConfigError(f"{s.organisation}'s fingerprints were made under key {s.key_id}, yours is {key.key_id}; use the federation's key")
+            raise ConfigError(
+                f"{s.organisation}'s fingerprints were made under key {s.key_id}, yours is {key.key_id}; use the federation's key"
+            )
         if s.min_lines != min_lines:
             raise ConfigError(f"{s.organisation}'s fingerprints use {s.min_lines}-line windows, not {min_lines}")
     owners: dict[bytes, list[str]] = {}

@@ -40,7 +40,17 @@ from codecoop.token.rewards import RoundOutcome, cap_to_member, claim_amount, de
 if TYPE_CHECKING:
     from codecoop.storage import ContentStore
 
-__all__ = ["AuditFindings", "Finding", "CheckResult", "EpochStats", "RoundStats", "AuditReport", "audit_ledger", "findings_by_kind", "CHECKS"]
+__all__ = [
+    "AuditFindings",
+    "Finding",
+    "CheckResult",
+    "EpochStats",
+    "RoundStats",
+    "AuditReport",
+    "audit_ledger",
+    "findings_by_kind",
+    "CHECKS",
+]
 
 CHECKS = ("rounds", "mints", "caps", "supply", "storage", "aggregates", "voters", "governance", "concentration")
 
@@ -243,8 +253,14 @@ class _Audit:
                     round=r.round, block=r.finalized_block,
                 )  # fmt: skip
             if r.requested and r.epoch != self.l.clock.epoch_of(r.finalized_block or 0):
-                self.find("rounds", "epoch", f"round {r.round} was charged to epoch {r.epoch}, its block is in epoch "
-                          f"{self.l.clock.epoch_of(r.finalized_block or 0)}", round=r.round, block=r.finalized_block)
+                self.find(
+                    "rounds",
+                    "epoch",
+                    f"round {r.round} was charged to epoch {r.epoch}, its block is in epoch "
+                    f"{self.l.clock.epoch_of(r.finalized_block or 0)}",
+                    round=r.round,
+                    block=r.finalized_block,
+                )
         return outcomes
 
     # ------------------------------------------------------------------ mints and caps
@@ -276,8 +292,12 @@ class _Audit:
                 if (block, tx) in admissions:
                     grants[(block, tx)] = item
                 elif block not in finalize_tx:
-                    self.find("mints", "untied-reservation", f"a reservation of {item.granted} in block {block} belongs "
-                              "to no round finalisation and no admission", block=block)
+                    self.find(
+                        "mints",
+                        "untied-reservation",
+                        f"a reservation of {item.granted} in block {block} belongs to no round finalisation and no admission",
+                        block=block,
+                    )
                 continue
             mint = item
             self.checked["mints"] += 1
@@ -308,12 +328,19 @@ class _Audit:
         for epoch, total in minted_in.items():
             cap = self._cap_at(self.l.clock.last_block_of(epoch) or self.l.head)
             if total > reserved.get(epoch, 0) or total > cap:
-                self.find("caps", "epoch-cap", f"epoch {epoch}: {total} minted, over its reservations "
-                          f"({reserved.get(epoch, 0)}) or the epoch cap ({cap})")
+                self.find(
+                    "caps",
+                    "epoch-cap",
+                    f"epoch {epoch}: {total} minted, over its reservations ({reserved.get(epoch, 0)}) or the epoch cap ({cap})",
+                )
         for r in self.l.rounds.values():
             if round_minted.get(r.round, 0) > r.granted:
-                self.find("caps", "round-reservation", f"round {r.round}: claims minted {round_minted[r.round]}, "
-                          f"more than its reservation {r.granted}", round=r.round)
+                self.find(
+                    "caps",
+                    "round-reservation",
+                    f"round {r.round}: claims minted {round_minted[r.round]}, more than its reservation {r.granted}",
+                    round=r.round,
+                )
 
     def _expected_amount(
         self,
@@ -334,8 +361,12 @@ class _Audit:
         round_id = mint.round_id()
         r = self.l.rounds.get(round_id) if round_id is not None else None
         if r is None or not r.finalized or (r.finalized_block or 0) > mint.block:
-            self.find("mints", "untied-mint", f"{mint.minted} minted to {mint.member} with ref 0x{mint.ref.hex()}: "
-                      "no finalized round and no welcome grant", **where)
+            self.find(
+                "mints",
+                "untied-mint",
+                f"{mint.minted} minted to {mint.member} with ref 0x{mint.ref.hex()}: no finalized round and no welcome grant",
+                **where,
+            )
             return None
         round_minted[r.round] += mint.minted
         owed = outcomes[r.round].entitlements.get(mint.member, 0)
@@ -344,12 +375,23 @@ class _Audit:
             return None
         claimed.add((r.round, mint.member))
         if owed == 0:
-            self.find("mints", "untied-mint", f"{mint.minted} minted to {mint.member} for round {r.round}, where it had "
-                      "no accepted update and no vote matching the outcome", round=r.round, **where)
+            self.find(
+                "mints",
+                "untied-mint",
+                f"{mint.minted} minted to {mint.member} for round {r.round}, where it had "
+                "no accepted update and no vote matching the outcome",
+                round=r.round,
+                **where,
+            )
             return None
         if mint.epoch != r.epoch:
-            self.find("mints", "mint-mismatch", f"a claim of round {r.round} was charged to epoch {mint.epoch}, "
-                      f"the round reserved in epoch {r.epoch}", round=r.round, **where)
+            self.find(
+                "mints",
+                "mint-mismatch",
+                f"a claim of round {r.round} was charged to epoch {mint.epoch}, the round reserved in epoch {r.epoch}",
+                round=r.round,
+                **where,
+            )
         return claim_amount(owed, r.requested, r.granted)
 
     def _cap_at(self, block: int) -> int:
@@ -375,8 +417,13 @@ class _Audit:
                 minted += t.value
                 key = (t.block, t.tx_index, t.to)
                 if allocated.get(key, 0) < t.value:
-                    self.find("supply", "untied-mint", f"{t.value} minted to {t.to} in block {t.block} without an "
-                              "Allocated event (outside the capped issuance path)", member=t.to, block=t.block)
+                    self.find(
+                        "supply",
+                        "untied-mint",
+                        f"{t.value} minted to {t.to} in block {t.block} without an Allocated event (outside the capped issuance path)",
+                        member=t.to,
+                        block=t.block,
+                    )
                 allocated[key] = allocated.get(key, 0) - t.value
             if t.to == zero:
                 burned += t.value
@@ -410,15 +457,25 @@ class _Audit:
                     mad = statistics.median(abs(d - med) for d in others)
                     zs[voter].append(abs(delta - med) / max(1.4826 * mad, floor))
         for voter, where in inconsistent.items():
-            self.find("voters", "inconsistent-vote", f"{voter} cast {len(where)} vote(s) contradicting its own loss delta "
-                      f"(approve with a loss increase or reject with a decrease), first in round {where[0][0]}",
-                      member=voter, round=where[0][0])
+            self.find(
+                "voters",
+                "inconsistent-vote",
+                f"{voter} cast {len(where)} vote(s) contradicting its own loss delta "
+                f"(approve with a loss increase or reject with a decrease), first in round {where[0][0]}",
+                member=voter,
+                round=where[0][0],
+            )
         for voter, scores in zs.items():
             far = [z for z in scores if z >= OUTLIER_Z]
             if len(far) >= OUTLIER_MIN_VOTES and len(far) >= OUTLIER_SHARE * len(scores):
-                self.find("voters", "outlier-voter", f"{voter} reported loss deltas at least {OUTLIER_Z:g} robust deviations "
-                          f"(median {statistics.median(far):.1f}) from the other voters' on {len(far)} of the "
-                          f"{len(scores)} updates it judged", member=voter)
+                self.find(
+                    "voters",
+                    "outlier-voter",
+                    f"{voter} reported loss deltas at least {OUTLIER_Z:g} robust deviations "
+                    f"(median {statistics.median(far):.1f}) from the other voters' on {len(far)} of the "
+                    f"{len(scores)} updates it judged",
+                    member=voter,
+                )
 
     # ------------------------------------------------------------------ governance
     def check_governance(self) -> None:
@@ -428,13 +485,21 @@ class _Audit:
                 continue
             self.checked["governance"] += 1
             if not c.via_timelock:
-                self.find("governance", "ungoverned-change", f"{c.contract}.{c.name}{c.args} in block {c.block} did "
-                          "not come from a timelock execution", block=c.block)
+                self.find(
+                    "governance",
+                    "ungoverned-change",
+                    f"{c.contract}.{c.name}{c.args} in block {c.block} did not come from a timelock execution",
+                    block=c.block,
+                )
         for rel in self.l.releases:
             self.checked["governance"] += 1
             if (rel.block, rel.tx_index) not in self.l.timelock_calls:
-                self.find("governance", "ungoverned-change", f"release {rel.tag} in block {rel.block} did not come "
-                          "from a timelock execution", block=rel.block)
+                self.find(
+                    "governance",
+                    "ungoverned-change",
+                    f"release {rel.tag} in block {rel.block} did not come from a timelock execution",
+                    block=rel.block,
+                )
 
     # ------------------------------------------------------------------ epochs and concentration
     def epoch_series(self) -> list[EpochStats]:
@@ -461,8 +526,11 @@ class _Audit:
             c = concentration({d: v for d, v in power.items() if v}, members)
             self.checked["concentration"] += 1
             if c.nakamoto == 1 and c.holders > 1:
-                self.find("concentration", "concentration", f"epoch {epoch}: one delegate holds {c.top1:.0%} of the "
-                          "voting power, a majority on its own")
+                self.find(
+                    "concentration",
+                    "concentration",
+                    f"epoch {epoch}: one delegate holds {c.top1:.0%} of the voting power, a majority on its own",
+                )
             out.append(
                 EpochStats(
                     epoch, end, self.minted_in.get(epoch, 0), self.reserved.get(epoch, 0), self._cap_at(end),
@@ -529,8 +597,13 @@ class _Audit:
             updates = [Update.from_bytes(u.cid, blobs[u.cid], u.n_samples) for u in accepted]
             data = spec.build().aggregate(updates, base=base).to_bytes()
         except (CodecoopError, TensorFormatError) as exc:
-            self.find("aggregates", "aggregate-mismatch", f"round {r.round}: its accepted updates cannot be aggregated "
-                      f"with {r.strategy!r} ({exc}), yet aggregate {r.completed_cid} was confirmed", round=r.round)
+            self.find(
+                "aggregates",
+                "aggregate-mismatch",
+                f"round {r.round}: its accepted updates cannot be aggregated "
+                f"with {r.strategy!r} ({exc}), yet aggregate {r.completed_cid} was confirmed",
+                round=r.round,
+            )
             return False
         cid = cid_of(data)
         if cid == r.completed_cid:

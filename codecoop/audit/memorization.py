@@ -261,4 +261,3 @@ def generate_completions(
             if on_batch is not None:
                 on_batch(min((b + 1) * config.batch_size, len(order)), len(order))
     return [text for i in range(len(prompts)) for text in results[i]]
-

@@ -106,7 +106,9 @@ def decide_vote(requested: str, report: MemorizationReport | None, *, proposal: 
     """
     if report is None:
         if requested == "auto":
-            raise ConfigError(f"proposal {proposal} releases no model, so there is no audit to decide the vote; say for, against or abstain")
+            raise ConfigError(
+                f"proposal {proposal} releases no model, so there is no audit to decide the vote; say for, against or abstain"
+            )
         return requested, ""
     verdict = f"memorization audit: {report.memorized_lines}/{report.generated_lines} generated lines ({report.ratio:.2%}) copy the voter's code, threshold {report.threshold:.2%}"
     if report.passed:

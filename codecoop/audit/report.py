@@ -87,10 +87,13 @@ def render_html(report: AuditReport) -> str:
         f"<tr class='{c.status}'><td>{e(c.name)}</td><td>{c.status}</td><td>{c.checked}</td><td>{e(c.detail)}</td></tr>"
         for c in report.checks
     )
-    findings = "".join(
-        f"<tr><td>{e(f.kind)}</td><td>{e(f.check)}</td><td>{'' if f.round is None else f.round}</td><td>{e(f.message)}</td></tr>"
-        for f in report.findings
-    ) or "<tr><td colspan='4'>none</td></tr>"
+    findings = (
+        "".join(
+            f"<tr><td>{e(f.kind)}</td><td>{e(f.check)}</td><td>{'' if f.round is None else f.round}</td><td>{e(f.message)}</td></tr>"
+            for f in report.findings
+        )
+        or "<tr><td colspan='4'>none</td></tr>"
+    )
     summary = "".join(f"<tr><th>{e(k)}</th><td>{v:,}</td></tr>" for k, v in report.summary.items())
     addresses = "".join(f"<tr><th>{e(k)}</th><td><code>{e(v)}</code></td></tr>" for k, v in report.addresses.items())
     figures = "".join(
@@ -111,7 +114,7 @@ figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 520px; }}
 <p>Rebuilt from chain events up to block {report.head}; {e(timings)}.</p>
 <h2>Checks</h2><table><tr><th>check</th><th>status</th><th>checked</th><th>detail</th></tr>{rows}</table>
 <h2>Findings</h2><table><tr><th>kind</th><th>check</th><th>round</th><th>message</th></tr>{findings}</table>
-{'<h2>Notes</h2><ul>' + notes + '</ul>' if notes else ''}
+{"<h2>Notes</h2><ul>" + notes + "</ul>" if notes else ""}
 <h2>Plots</h2>{figures}
 <h2>Summary</h2><table>{summary}</table>
 <h2>Contracts</h2><table>{addresses}</table>

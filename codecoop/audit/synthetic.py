@@ -125,9 +125,7 @@ class SyntheticFederation:
         rec.accepted = fin.accepted_ids
         if fin.accepted_ids:
             spec = parse_strategy(d.rounds.aggregation_strategy())
-            updates = [
-                Update.from_bytes(rec.update_cids[owner[u]], blobs[u], n_samples[owner[u]]) for u in fin.accepted_ids
-            ]
+            updates = [Update.from_bytes(rec.update_cids[owner[u]], blobs[u], n_samples[owner[u]]) for u in fin.accepted_ids]
             honest = self.store.put(spec.build().aggregate(updates).to_bytes())
             rec.honest_aggregate_cid = honest
             forged = None

@@ -103,9 +103,7 @@ class Chain(ABC):
         """Send ``ether`` to ``address`` from the first dev account."""
         if not self.is_dev():
             raise ChainError(f"cannot fund {address}: {self.url} has no dev accounts; send it ETH yourself")
-        tx = self.w3.eth.send_transaction(
-            {"from": self.w3.eth.accounts[0], "to": address, "value": Web3.to_wei(ether, "ether")}
-        )
+        tx = self.w3.eth.send_transaction({"from": self.w3.eth.accounts[0], "to": address, "value": Web3.to_wei(ether, "ether")})
         self.w3.eth.wait_for_transaction_receipt(tx, timeout=self.timeout)
 
     def new_account(self, ether: float = 100.0) -> LocalAccount:
@@ -188,9 +186,7 @@ class Chain(ABC):
         try:
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout)
         except TimeExhausted:
-            raise ChainError(
-                f"no receipt for {tx_hash.hex()} after {self.timeout:.0f} s from {self.url}; is the chain mining?"
-            ) from None
+            raise ChainError(f"no receipt for {tx_hash.hex()} after {self.timeout:.0f} s from {self.url}; is the chain mining?") from None
         if receipt["status"] != 1:
             self._replay_failure(tx, receipt)
         return TxResult(tx_hash=tx_hash.hex(), block=receipt["blockNumber"], gas_used=receipt["gasUsed"], receipt=receipt)

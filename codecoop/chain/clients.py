@@ -328,9 +328,7 @@ class ContractClient:
 
     def events(self, name: str, from_block: int = 0, to_block: int | str = "latest", **filters: Any) -> list[Event]:
         """Every ``name`` event in the block range, oldest first, optionally filtered on indexed arguments."""
-        logs = self.contract.events[name].get_logs(
-            from_block=from_block, to_block=to_block, argument_filters=filters or None
-        )
+        logs = self.contract.events[name].get_logs(from_block=from_block, to_block=to_block, argument_filters=filters or None)
         return [_event(log) for log in logs]
 
     def receipt_events(self, tx: TxResult, name: str) -> list[Event]:
@@ -444,12 +442,8 @@ class RoundsClient(ContractClient):
         tx = self._send(account, "openRound")
         return self.receipt_events(tx, "RoundOpened")[0].args["round"]
 
-    def submit_update(
-        self, account: LocalAccount, round_id: int, cid: str, n_samples: int, meta_cid: str | None = None
-    ) -> Submitted:
-        tx = self._send(
-            account, "submitUpdate", round_id, cid_to_bytes(cid), n_samples, cid_to_bytes(meta_cid) if meta_cid else b""
-        )
+    def submit_update(self, account: LocalAccount, round_id: int, cid: str, n_samples: int, meta_cid: str | None = None) -> Submitted:
+        tx = self._send(account, "submitUpdate", round_id, cid_to_bytes(cid), n_samples, cid_to_bytes(meta_cid) if meta_cid else b"")
         return Submitted(round_id, self.receipt_events(tx, "UpdateSubmitted")[0].args["updateId"], tx)
 
     def commit_votes(self, account: LocalAccount, round_id: int, ballot: Ballot) -> TxResult:
@@ -613,9 +607,7 @@ class GovernorClient(ContractClient):
 
     name = "CoopGovernor"
 
-    def propose(
-        self, account: LocalAccount, calls: Sequence[tuple[str, bytes]], description: str
-    ) -> int:
+    def propose(self, account: LocalAccount, calls: Sequence[tuple[str, bytes]], description: str) -> int:
         targets = [t for t, _ in calls]
         tx = self._send(account, "propose", targets, [0] * len(calls), [c for _, c in calls], description)
         return self.receipt_events(tx, "ProposalCreated")[0].args["proposalId"]

@@ -80,10 +80,7 @@ def solc_launcher() -> Path:
 
 def _sources() -> dict[str, str]:
     root = contracts_dir()
-    return {
-        f"contracts/{p.relative_to(root).as_posix()}": p.read_text()
-        for p in sorted(root.rglob("*.sol"))
-    }
+    return {f"contracts/{p.relative_to(root).as_posix()}": p.read_text() for p in sorted(root.rglob("*.sol"))}
 
 
 def _cache_key(sources: dict[str, str]) -> str:

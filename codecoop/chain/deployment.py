@@ -140,9 +140,7 @@ class Deployment:
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ConfigError(f"deployment file {path} is malformed: {exc}") from None
         if record.chain_id != chain.chain_id:
-            raise ConfigError(
-                f"deployment file {path} is for chain id {record.chain_id}, but {chain.url} is chain id {chain.chain_id}"
-            )
+            raise ConfigError(f"deployment file {path} is for chain id {record.chain_id}, but {chain.url} is chain id {chain.chain_id}")
         if not chain.w3.eth.get_code(record.addresses["RoundManager"]):
             raise ConfigError(f"no contract at the RoundManager address of {path} on {chain.url}: wrong chain or it was reset")
         return cls(chain, record)

@@ -40,9 +40,7 @@ class DevFederation:
         self.members = members
 
     @classmethod
-    def create(
-        cls, n: int, params: FederationParams | None = None, *, chain: Chain | None = None, delegate: bool = True
-    ) -> DevFederation:
+    def create(cls, n: int, params: FederationParams | None = None, *, chain: Chain | None = None, delegate: bool = True) -> DevFederation:
         chain = chain or connect()
         if params is None:
             # every transaction mines a block on a dev chain: windows must fit one per member
@@ -112,9 +110,7 @@ class DevFederation:
             for i in voters if confirmers is None else confirmers:
                 if rounds.phase(tx_round) is not Phase.CONFIRM:
                     break
-                rec.gas["confirmAggregate"].append(
-                    rounds.confirm_aggregate(self.members[i], tx_round, rec.aggregate_cid).gas_used
-                )
+                rec.gas["confirmAggregate"].append(rounds.confirm_aggregate(self.members[i], tx_round, rec.aggregate_cid).gas_used)
         if claim:
             for i in range(n):
                 if rounds.entitlement(tx_round, self.members[i].address):

@@ -40,8 +40,12 @@ class HardhatNode:
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
         self._proc = subprocess.Popen(
             [npx, "hardhat", "node", "--hostname", "127.0.0.1", "--port", str(self.port)],
-            cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            env={**os.environ, "HARDHAT_DISABLE_TELEMETRY_PROMPT": "true"}, start_new_session=True,
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "HARDHAT_DISABLE_TELEMETRY_PROMPT": "true"},
+            start_new_session=True,
         )
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:

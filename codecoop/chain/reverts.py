@@ -87,8 +87,7 @@ def __getattr__(name: str) -> type[ContractRevert]:
         except ToolchainError as exc:
             # a node attached to a deployment record may have no compiler: its record's ABIs registered the names
             raise AttributeError(
-                f"{name} is no custom error of the loaded deployment's ABIs, and the contracts cannot be compiled "
-                f"to look further ({exc})"
+                f"{name} is no custom error of the loaded deployment's ABIs, and the contracts cannot be compiled to look further ({exc})"
             ) from None
         if name in known:
             return revert_class(name)

@@ -46,9 +46,7 @@ DEPLOYMENT = typer.Option(DEFAULT_DEPLOYMENT, "--deployment", help="Deployment r
 KEYSTORE = typer.Option(None, "--keystore", help="Encrypted keystore of the account that signs.")
 PASSWORD_ENV = typer.Option(None, "--password-env", help="Environment variable holding the keystore password.")
 PASSWORD_FILE = typer.Option(None, "--password-file", help="File holding the keystore password.")
-STORE = typer.Option(
-    None, "--store", help="'embedded' (with --store-root) or an IPFS API address such as /ip4/127.0.0.1/tcp/5001/http."
-)
+STORE = typer.Option(None, "--store", help="'embedded' (with --store-root) or an IPFS API address such as /ip4/127.0.0.1/tcp/5001/http.")
 STORE_ROOT = typer.Option(None, "--store-root", help="Folder of the embedded content store.")
 CONFIG = typer.Option(Path("node.toml"), "--config", "-c", help="The node's TOML configuration (see `codecoop init`).")
 SET = typer.Option([], "--set", help="Override a configuration value: section.key=value (repeatable).")

@@ -31,7 +31,11 @@ def _needed(table: Table, index: int) -> int:
 
 
 def print_table(
-    table: Table, *, figures: Sequence[str] = (), words: Sequence[str] = (), drop: Sequence[str] = (),
+    table: Table,
+    *,
+    figures: Sequence[str] = (),
+    words: Sequence[str] = (),
+    drop: Sequence[str] = (),
     console: Console | None = None,
 ) -> None:
     """Print ``table`` so that no figure is cut: the ``figures`` columns (by header) keep their full

@@ -127,8 +127,12 @@ def print_memorization(report, label: str, show_leaks: bool) -> None:
 @federation_command(store=True)
 def memorization(
     fed: Federation,
-    model: str = typer.Option(..., "--model", help="A released version tag (with --store and the chain options), an adapter "
-                              "file or folder, a merged model folder (`codecoop model pull`), or 'base' with --base."),
+    model: str = typer.Option(
+        ...,
+        "--model",
+        help="A released version tag (with --store and the chain options), an adapter "
+        "file or folder, a merged model folder (`codecoop model pull`), or 'base' with --base.",
+    ),
     data: list[Path] = typer.Option(..., "--data", help="Your private code (folder or file; repeat for several)."),
     base_id: Optional[str] = typer.Option(None, "--base", help="Base model id (default: the one the adapter or release names)."),
     threshold: float = typer.Option(0.05, "--threshold", help="Pass when the memorization ratio is at most this."),
@@ -172,15 +176,27 @@ def memorization(
 
 @app.command()
 def clones(
-    files: Optional[list[Path]] = typer.Argument(None, help="Fingerprint files: the organisations' with --compare, the others' with --drop-into."),
+    files: Optional[list[Path]] = typer.Argument(
+        None, help="Fingerprint files: the organisations' with --compare, the others' with --drop-into."
+    ),
     compare: bool = typer.Option(False, "--compare", help="Report the overlap between published fingerprint files."),
-    key_file: Optional[Path] = typer.Option(None, "--key-file", help="The federation's fingerprint key (agreed off-chain, never published)."),
-    new_key: bool = typer.Option(False, "--new-key", help="Write a fresh random key to --key-file and exit (hand it to the members off-chain)."),
+    key_file: Optional[Path] = typer.Option(
+        None, "--key-file", help="The federation's fingerprint key (agreed off-chain, never published)."
+    ),
+    new_key: bool = typer.Option(
+        False, "--new-key", help="Write a fresh random key to --key-file and exit (hand it to the members off-chain)."
+    ),
     data: Optional[list[Path]] = typer.Option(None, "--data", help="Your private code (folder or file; repeat for several)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write your fingerprint file (publish it to the federation)."),
-    org: Optional[str] = typer.Option(None, "--org", help="Your organisation's name in the file (default: the first --data folder's name)."),
-    drop_into: Optional[Path] = typer.Option(None, "--drop-into", help="Write your code to this folder with the clones shared with FILES removed."),
-    whole_files: bool = typer.Option(False, "--whole-files", help="With --drop-into: drop whole files that share a clone, not only its lines."),
+    org: Optional[str] = typer.Option(
+        None, "--org", help="Your organisation's name in the file (default: the first --data folder's name)."
+    ),
+    drop_into: Optional[Path] = typer.Option(
+        None, "--drop-into", help="Write your code to this folder with the clones shared with FILES removed."
+    ),
+    whole_files: bool = typer.Option(
+        False, "--whole-files", help="With --drop-into: drop whole files that share a clone, not only its lines."
+    ),
     min_lines: int = typer.Option(6, "--min-lines", help="Window size in normalised lines (the same for the whole federation)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="With --compare: write the overlap report as JSON."),
 ) -> None:
@@ -215,7 +231,9 @@ def clones(
             json_out.write_text(json.dumps(report.to_dict(), indent=1))
         return
     if key_file is None or not data:
-        raise ConfigError("give --key-file and --data (with --out to publish, or --drop-into and the others' files to filter), or --compare FILES")
+        raise ConfigError(
+            "give --key-file and --data (with --out to publish, or --drop-into and the others' files to filter), or --compare FILES"
+        )
     from codecoop.audit.memorization import load_documents
 
     key = fp.load_key(key_file)
@@ -255,10 +273,14 @@ def _write_filtered(result, data: list[Path], folder: Path) -> None:
 
 @app.command("dp")
 def dp_(
-    noise_multiplier: float = typer.Option(..., "--noise-multiplier", "-z", help="Noise std over the clip norm (TrainConfig.dp_noise_multiplier)."),
+    noise_multiplier: float = typer.Option(
+        ..., "--noise-multiplier", "-z", help="Noise std over the clip norm (TrainConfig.dp_noise_multiplier)."
+    ),
     rounds: int = typer.Option(10, "--rounds", help="Rounds a member takes part in; epsilon is shown at checkpoints up to it."),
     delta: float = typer.Option(1e-5, "--delta", help="The delta of (epsilon, delta)."),
-    sample_rate: float = typer.Option(1.0, "--sample-rate", help="Chance a member takes part in a round (1: every round, no amplification)."),
+    sample_rate: float = typer.Option(
+        1.0, "--sample-rate", help="Chance a member takes part in a round (1: every round, no amplification)."
+    ),
 ) -> None:
     """Privacy budget of client-level DP over rounds: (epsilon, delta) of the Gaussian mechanism composed
     with opacus' RDP accountant (docs/PRIVACY.md).

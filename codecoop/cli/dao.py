@@ -109,8 +109,7 @@ def _member_command(action: str, summary: str) -> None:
     ) -> None:
         from codecoop.governance import member_action
 
-        _submit(
-fed, lambda d: member_action(d, action, member, description))
+        _submit(fed, lambda d: member_action(d, action, member, description))
 
     command.__doc__ = summary
     propose_app.command(action)(federation_command(signs=True)(command))
@@ -140,11 +139,15 @@ def _calls(p) -> list[tuple[str, bytes]]:
 def vote(
     fed: Federation,
     proposal_id: int = typer.Argument(..., help="Proposal id."),
-    support: str = typer.Argument(..., help="for, against or abstain; or auto (with --config): for a release unless it fails your memorization audit."),
+    support: str = typer.Argument(
+        ..., help="for, against or abstain; or auto (with --config): for a release unless it fails your memorization audit."
+    ),
     reason: str = typer.Option("", "--reason", help="Reason recorded on-chain with the vote."),
     config: Optional[Path] = typer.Option(
-        None, "--config", help="Your node configuration: with [audit] vote_against_failing_releases = true, a release is first "
-        "audited for memorized copies of your data.code, and a failing one gets no vote for it."
+        None,
+        "--config",
+        help="Your node configuration: with [audit] vote_against_failing_releases = true, a release is first "
+        "audited for memorized copies of your data.code, and a failing one gets no vote for it.",
     ),  # fmt: skip
 ) -> None:
     """Vote on a proposal with your delegated voting power at its snapshot.
@@ -162,7 +165,9 @@ def vote(
         raise ConfigError("auto decides by your memorization audit: give --config with your node configuration")
     d.governor.cast_vote(account, proposal_id, SUPPORT[support], reason)
     against, for_, abstain = d.governor.votes(proposal_id)
-    console.print(f"voted {support} on {proposal_id}; tally: for {for_ / 1e18:,.2f}, against {against / 1e18:,.2f}, abstain {abstain / 1e18:,.2f}")
+    console.print(
+        f"voted {support} on {proposal_id}; tally: for {for_ / 1e18:,.2f}, against {against / 1e18:,.2f}, abstain {abstain / 1e18:,.2f}"
+    )
 
 
 def _memorization_gate(d, proposal_id: int, support: str, reason: str, config: Path, fed: Federation) -> tuple[str, str]:
@@ -246,14 +251,15 @@ def show(fed: Federation, proposal_id: int = typer.Argument(..., help="Proposal 
     p = _proposal(d, proposal_id)
     against, for_, abstain = d.governor.votes(proposal_id)
     console.print(f"[bold]proposal {proposal_id}[/]: {p.description}")
-    console.print(f"state {d.governor.state(proposal_id).name.lower()}, proposed by {p.proposer} in block {p.block}, "
-                  f"voting blocks {p.vote_start}..{d.governor.deadline(proposal_id)}")
+    console.print(
+        f"state {d.governor.state(proposal_id).name.lower()}, proposed by {p.proposer} in block {p.block}, "
+        f"voting blocks {p.vote_start}..{d.governor.deadline(proposal_id)}"
+    )
     for target, data in _calls(p):
         contract, fn, args = describe_call(d, target, data)
         shown = ", ".join(f"{k}={'0x' + v.hex() if isinstance(v, bytes) else v}" for k, v in args.items())
         console.print(f"  call {contract}.{fn}({shown})")
-    console.print(f"votes: for {for_ / 1e18:,.2f}, against {against / 1e18:,.2f}, abstain {abstain / 1e18:,.2f} "
-                  f"({len(p.votes)} voter(s))")
+    console.print(f"votes: for {for_ / 1e18:,.2f}, against {against / 1e18:,.2f}, abstain {abstain / 1e18:,.2f} ({len(p.votes)} voter(s))")
 
 
 @app.command()

@@ -62,10 +62,16 @@ def init(
         assert password_file is not None
         password_line = f'password_file = "{Path(password_file).expanduser().resolve()}"'
     text = render_template(
-        config_name=config_name, chain=chain, deployment=str(deployment), store=store, listen=listen,
-        password_line=password_line, code=", ".join(toml_value(c) for c in code), model=model,
+        config_name=config_name,
+        chain=chain,
+        deployment=str(deployment),
+        store=store,
+        listen=listen,
+        password_line=password_line,
+        code=", ".join(toml_value(c) for c in code),
+        model=model,
     )
     config_path.write_text(text)
     load_config(config_path)  # the template must always pass its own validation
     console.print(f"wrote {config_path}; {note} at {keystore} for account [bold]{account.address}[/]")
-    console.print("next: fund the account on the chain, then `codecoop node run --config " f"{config_path}`")
+    console.print(f"next: fund the account on the chain, then `codecoop node run --config {config_path}`")

@@ -18,7 +18,6 @@ from codecoop.cli._output import print_table
 app = typer.Typer(help="Run a participant node against a real chain and store, or show its status.", no_args_is_help=True)
 
 
-
 def print_event(event) -> None:
     """One line per node event, for people watching a node or a simulation."""
     colour = {"warning": "yellow", "submitted": "green", "confirmed": "cyan", "claimed": "magenta", "skipped": "yellow"}
@@ -31,7 +30,9 @@ def print_event(event) -> None:
 def run(
     config: Path = CONFIG,
     overrides: list[str] = SET,
-    rounds: int = typer.Option(0, "--rounds", help="Exit once this many rounds are done, a round already under way at start included (0: run until Ctrl-C)."),
+    rounds: int = typer.Option(
+        0, "--rounds", help="Exit once this many rounds are done, a round already under way at start included (0: run until Ctrl-C)."
+    ),
 ) -> None:
     """Join the federation and take part in every round: train, publish, vote, finalize, aggregate, confirm, claim.
 
@@ -95,8 +96,11 @@ def status(fed: Federation) -> None:
     table.add_row("current round", f"{r} ({d.rounds.phase(r).name.lower()})" if r else "none yet")
     if r:
         p = d.rounds.participation(r, me)
-        table.add_row("this round", f"update {p.own_update if p.own_update is not None else '-'}, committed {p.committed}, "
-                      f"revealed {p.revealed}, confirmed {p.confirmed}, claimed {p.claimed}")
+        table.add_row(
+            "this round",
+            f"update {p.own_update if p.own_update is not None else '-'}, committed {p.committed}, "
+            f"revealed {p.revealed}, confirmed {p.confirmed}, claimed {p.claimed}",
+        )
     journal_path = cfg.folder / "journal.json"
     if journal_path.exists():
         journal = Journal(journal_path, deployment=d.addresses["RoundManager"])
@@ -124,8 +128,13 @@ def journal_rows(journal: Any, delta: float, last: int = 5) -> list[tuple[str, s
     rows = []
     for rid, e in sorted(journal.rounds.items())[-last:]:
         state = "skipped" if e.skipped else ("submitted " + e.trained_cid[:16] + "..." if e.trained_cid else "no update")
-        rows.append((f"journal round {rid}", f"{state}; ballot {'kept' if e.ballot else '-'}; "
-                     f"aggregate {e.aggregate_cid[:16] + '...' if e.aggregate_cid else '-'}; done {e.done}"))
+        rows.append(
+            (
+                f"journal round {rid}",
+                f"{state}; ballot {'kept' if e.ballot else '-'}; "
+                f"aggregate {e.aggregate_cid[:16] + '...' if e.aggregate_cid else '-'}; done {e.done}",
+            )
+        )
     spent = journal.privacy_spent(delta)
     if spent is not None:
         rows.append(("privacy spent", f"epsilon {spent[0]:.2f} at delta {delta:g} over {spent[1]} released update(s)"))

@@ -34,8 +34,11 @@ def status(
     info = d.rounds.round(r)
     head = d.chain.block_number
     table = Table(title=f"round {r}: {info.phase.name.lower()} (block {head})", show_header=False)
-    table.add_row("windows (end blocks)", f"submit {info.submit_end}, commit {info.commit_end}, reveal {info.reveal_end}"
-                  + (f", confirm {info.confirm_end}" if info.confirm_end else ""))
+    table.add_row(
+        "windows (end blocks)",
+        f"submit {info.submit_end}, commit {info.commit_end}, reveal {info.reveal_end}"
+        + (f", confirm {info.confirm_end}" if info.confirm_end else ""),
+    )
     table.add_row("base", info.base_cid or "version 0 (initial adapter)")
     table.add_row("updates / revealed voters", f"{info.update_count} / {info.revealed_count}")
     table.add_row("accepted", ", ".join(map(str, info.accepted_ids)) or "-")
@@ -84,5 +87,7 @@ def finalize(
     if r == 0:
         raise ConfigError("no round has been opened yet")
     result = d.rounds.finalize(fed.signer, r)
-    console.print(f"round {r} finalized: accepted {list(result.accepted_ids) or 'nothing'}; "
-                  f"rewards requested {format_tokens(result.requested)}, granted {format_tokens(result.granted)}")
+    console.print(
+        f"round {r} finalized: accepted {list(result.accepted_ids) or 'nothing'}; "
+        f"rewards requested {format_tokens(result.requested)}, granted {format_tokens(result.granted)}"
+    )

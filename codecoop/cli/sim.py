@@ -60,8 +60,10 @@ def sim(
     if processes:
         from codecoop.sim.devnet import DevnetConfig, run_devnet
 
-        result = run_devnet(DevnetConfig(orgs=orgs, rounds=rounds, steps=steps, model=model, strategy=strategy,
-                                         workdir=str(workdir) if workdir else None), log=lambda m: console.print(m, highlight=False))
+        result = run_devnet(
+            DevnetConfig(orgs=orgs, rounds=rounds, steps=steps, model=model, strategy=strategy, workdir=str(workdir) if workdir else None),
+            log=lambda m: console.print(m, highlight=False),
+        )
         console.print(f"devnet: {result.rounds_completed} round(s) completed with {orgs} node processes in {result.wall_s:.0f} s")
         return
 
@@ -69,14 +71,30 @@ def sim(
     from codecoop.sim import Hooks, SimConfig, Simulation
 
     config = SimConfig(
-        orgs=orgs, rounds=rounds, strategy=strategy, model=model, partition=partition, steps=steps, lr=lr,
-        data=tuple(str(d) for d in data), baselines=baselines, min_improvement_micro=min_improvement, seed=seed,
-        workdir=str(workdir) if workdir else None, byzantine=tuple(byzantine),
-        dp_clip_norm=dp_clip_norm or None, dp_noise_multiplier=dp_noise_multiplier if dp_clip_norm else 0.0,
+        orgs=orgs,
+        rounds=rounds,
+        strategy=strategy,
+        model=model,
+        partition=partition,
+        steps=steps,
+        lr=lr,
+        data=tuple(str(d) for d in data),
+        baselines=baselines,
+        min_improvement_micro=min_improvement,
+        seed=seed,
+        workdir=str(workdir) if workdir else None,
+        byzantine=tuple(byzantine),
+        dp_clip_norm=dp_clip_norm or None,
+        dp_noise_multiplier=dp_noise_multiplier if dp_clip_norm else 0.0,
     )
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-        TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=console, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     )
     tasks: dict[str, int] = {}
 
@@ -89,8 +107,10 @@ def sim(
         base = ", ".join(f"{k} alone {v:.4f}" for k, v in rep.baseline_loss.items())
         console.print(
             f"[bold]round {rep.round} {rep.outcome}[/]: {rep.accepted}/{rep.submitted} updates accepted; "
-            f"global validation loss {rep.global_loss:.4f} (ppl {rep.global_ppl:.2f})" + (f"; {base}" if base else "")
-            + f"; {rep.wall_s:.0f} s", highlight=False,
+            f"global validation loss {rep.global_loss:.4f} (ppl {rep.global_ppl:.2f})"
+            + (f"; {base}" if base else "")
+            + f"; {rep.wall_s:.0f} s",
+            highlight=False,
         )
 
     def log(message: str) -> None:
@@ -114,7 +134,8 @@ def sim(
         console.print(
             f"Byzantine {attackers}: {outcome.poisoned_accepted} of {outcome.poisoned_submitted} poisoned updates accepted; "
             f"honest updates {outcome.honest_accepted} of {outcome.honest_submitted} accepted; tokens per attacker "
-            f"{outcome.attacker_tokens:.1f}, per honest organisation {outcome.honest_tokens:.1f}", highlight=False,
+            f"{outcome.attacker_tokens:.1f}, per honest organisation {outcome.honest_tokens:.1f}",
+            highlight=False,
         )
     json_path, md_path = report.write(out)
     console.print(f"reports: {json_path} and {md_path}")
@@ -128,7 +149,9 @@ def _summary(report, out: Console | None = None) -> None:
         title=f"codecoop sim: {len(names)} organisations, {len(report.rounds)} rounds ({report.settings['strategy']}, {report.settings['model']})",
         caption=f"loss, ppl: global validation loss and perplexity; acc/rej: updates accepted/rejected; alone: each organisation trained only on its own code "
         f"({' / '.join(names)}); kgas: thousands of gas; minted: tokens per organisation",
-        box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
     )
     for col in ("round", "acc", "rej", "loss", "ppl", "alone", "kgas", "minted"):
         table.add_column(col, justify="right")
@@ -137,8 +160,16 @@ def _summary(report, out: Console | None = None) -> None:
         alone = " / ".join(f"{r.baseline_loss[n]:.3f}" for n in names if n in r.baseline_loss) or "-"
         minted = " / ".join(f"{r.minted.get(n, 0.0):.0f}" for n in names)
         label = str(r.round) if r.outcome == "completed" else f"{r.round} ({r.outcome})"
-        table.add_row(label, str(r.accepted), str(r.rejected), f"{r.global_loss:.4f}", f"{r.global_ppl:.0f}", alone,
-                      f"{sum(r.gas.values()) / 1000:,.0f}", minted)
+        table.add_row(
+            label,
+            str(r.accepted),
+            str(r.rejected),
+            f"{r.global_loss:.4f}",
+            f"{r.global_ppl:.0f}",
+            alone,
+            f"{sum(r.gas.values()) / 1000:,.0f}",
+            minted,
+        )
     # alone and minted hold one figure per organisation: they wrap between figures, the rest never wraps
     print_table(table, figures=("round", "acc", "rej", "loss", "ppl", "kgas"), words=("alone", "minted"), drop=("kgas", "ppl"), console=out)
     verdict = "[green]improved[/]" if report.improved else "[red]did not improve[/]"

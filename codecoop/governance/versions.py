@@ -114,7 +114,13 @@ def metrics_document(
 
 
 def model_card(
-    tag: str, cid: str, base_model_id: str, parent_tag: str | None, shares: list[Contribution], symbol: str, metrics: dict[str, Any] | None = None
+    tag: str,
+    cid: str,
+    base_model_id: str,
+    parent_tag: str | None,
+    shares: list[Contribution],
+    symbol: str,
+    metrics: dict[str, Any] | None = None,
 ) -> str:
     """A Hugging Face README (model card) crediting the contributing members since the parent version."""
     lines = [

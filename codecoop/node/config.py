@@ -74,10 +74,20 @@ class NodeConfig:
 
         t = self.values["training"]
         return TrainConfig(
-            r=t["r"], alpha=t["alpha"], dropout=float(t["dropout"]), lr=float(t["lr"]), steps=t["steps"],
-            batch_size=t["batch_size"], seq_len=t["seq_len"], mu=float(t["mu"]), seed=t["seed"],
-            target_modules=self.library("training.target_modules"), progress=False,
-            dp_clip_norm=self.library("training.dp_clip_norm"), dp_noise_multiplier=float(t["dp_noise_multiplier"]), dp_delta=float(t["dp_delta"]),
+            r=t["r"],
+            alpha=t["alpha"],
+            dropout=float(t["dropout"]),
+            lr=float(t["lr"]),
+            steps=t["steps"],
+            batch_size=t["batch_size"],
+            seq_len=t["seq_len"],
+            mu=float(t["mu"]),
+            seed=t["seed"],
+            target_modules=self.library("training.target_modules"),
+            progress=False,
+            dp_clip_norm=self.library("training.dp_clip_norm"),
+            dp_noise_multiplier=float(t["dp_noise_multiplier"]),
+            dp_delta=float(t["dp_delta"]),
         )
 
     def memorization_config(self) -> Any:
@@ -95,12 +105,21 @@ class NodeConfig:
 
         e, n = self.values["evaluation"], self.values["node"]
         return NodeSettings(
-            train=self.train_config(), eval_block_size=e["block_size"], eval_max_blocks=e["max_blocks"],
-            min_improvement_micro=n["min_improvement"], approve_min_delta_micro=e["approve_min_delta"],
-            eval_early_stop_z=float(e["early_stop_z"]), eval_min_blocks=e["min_blocks"],
-            max_update_norm=float(e["max_update_norm"]), min_update_change=float(e["min_update_change"]),
-            copy_distance=float(e["copy_distance"]), min_agreement=float(e["min_agreement"]), open_rounds=n["open_rounds"], finalize=n["finalize"],
-            claim=n["claim"], max_rounds=self.library("node.max_rounds"),
+            train=self.train_config(),
+            eval_block_size=e["block_size"],
+            eval_max_blocks=e["max_blocks"],
+            min_improvement_micro=n["min_improvement"],
+            approve_min_delta_micro=e["approve_min_delta"],
+            eval_early_stop_z=float(e["early_stop_z"]),
+            eval_min_blocks=e["min_blocks"],
+            max_update_norm=float(e["max_update_norm"]),
+            min_update_change=float(e["min_update_change"]),
+            copy_distance=float(e["copy_distance"]),
+            min_agreement=float(e["min_agreement"]),
+            open_rounds=n["open_rounds"],
+            finalize=n["finalize"],
+            claim=n["claim"],
+            max_rounds=self.library("node.max_rounds"),
         )
 
 
@@ -187,8 +206,13 @@ Relative paths are relative to this file; every setting, its default and unit: d
 
 #: The values ``codecoop init`` fills in: argument of :func:`render_template` -> setting.
 _FILLED = {
-    "chain": "chain.url", "deployment": "chain.deployment", "store": "store.api", "listen": "p2p.listen",
-    "keystore": "keystore.path", "folder": "data.folder", "model": "model.id",
+    "chain": "chain.url",
+    "deployment": "chain.deployment",
+    "store": "store.api",
+    "listen": "p2p.listen",
+    "keystore": "keystore.path",
+    "folder": "data.folder",
+    "model": "model.id",
 }
 
 

@@ -106,7 +106,6 @@ class NodeSettings:
     max_rounds: int | None = setting_field("node.max_rounds")
 
 
-
 @dataclass(frozen=True)
 class Parts:
     """How a node's parts are made from its :class:`Member`: the honest ones unless replaced."""
@@ -354,7 +353,10 @@ class Node:
         tx = self.deployment.rounds.commit_votes(self.account, r, ballot)
         approvals = sum(ballot.approve)
         self._emit(
-            r, "committed", f"committed {len(ballot.update_ids)} votes ({approvals} approve)", gas=tx.gas_used,
+            r,
+            "committed",
+            f"committed {len(ballot.update_ids)} votes ({approvals} approve)",
+            gas=tx.gas_used,
             votes={k: dict(v) for k, v in entry.votes.items()},
         )
         return True
@@ -378,8 +380,11 @@ class Node:
         except reverts.WrongPhase:
             return False  # another member finalized first
         self._emit(
-            info.round, "finalized", f"finalized: accepted updates {list(result.accepted_ids)}",
-            gas=result.tx.gas_used, accepted=list(result.accepted_ids),
+            info.round,
+            "finalized",
+            f"finalized: accepted updates {list(result.accepted_ids)}",
+            gas=result.tx.gas_used,
+            accepted=list(result.accepted_ids),
         )
         return True
 
@@ -403,8 +408,14 @@ class Node:
                 return False
             entry.aggregate_cid = cid
             self.journal.save()
-            self._emit(r, "aggregated", f"aggregated {len(info.accepted_ids)} updates -> {cid[:20]}...",
-                       seconds=time.perf_counter() - began, bytes=len(data), cid=cid)
+            self._emit(
+                r,
+                "aggregated",
+                f"aggregated {len(info.accepted_ids)} updates -> {cid[:20]}...",
+                seconds=time.perf_counter() - began,
+                bytes=len(data),
+                cid=cid,
+            )
         try:
             with self.member.timed("confirm"):
                 tx = self.deployment.rounds.confirm_aggregate(self.account, r, entry.aggregate_cid)

@@ -212,13 +212,19 @@ def screen_updates(
 
 
 def _copy_of(
-    c: Candidate, change: list[Any] | None, earlier: Sequence[Candidate], changes: Mapping[int, list[Any] | None],
-    norms: Mapping[int, float], floor: float, copy_distance: float,
+    c: Candidate,
+    change: list[Any] | None,
+    earlier: Sequence[Candidate],
+    changes: Mapping[int, list[Any] | None],
+    norms: Mapping[int, float],
+    floor: float,
+    copy_distance: float,
 ) -> CopiedUpdate | None:
     for e in earlier:
         if e.cid == c.cid:
-            return CopiedUpdate(f"update #{c.update_id} resubmits update #{e.update_id} ({e.cid[:20]}...), registered before it",
-                                original=e.update_id)
+            return CopiedUpdate(
+                f"update #{c.update_id} resubmits update #{e.update_id} ({e.cid[:20]}...), registered before it", original=e.update_id
+            )
         other = changes[e.update_id]
         if change is None or other is None or not norms[e.update_id] > floor:
             continue
@@ -260,5 +266,6 @@ def screen_round(
         candidates.append(Candidate(u.update_id, u.cid, tensors))
         if reference is not None and u.submitter == reference:
             own = u.update_id
-    return screen_updates(candidates, base_cid, base_tensors, min_change=min_change, copy_distance=copy_distance,
-                          reference=own, min_agreement=min_agreement)
+    return screen_updates(
+        candidates, base_cid, base_tensors, min_change=min_change, copy_distance=copy_distance, reference=own, min_agreement=min_agreement
+    )

@@ -90,7 +90,10 @@ class LoraTrainer:
             cid = m.put(blob)
         dp = adapter.training.get("dp")
         return Submission(
-            cid, max(adapter.num_samples, 1), "trained", f"own loss {base_loss:.4f} -> {loss:.4f} in {train_s:.1f} s",
+            cid,
+            max(adapter.num_samples, 1),
+            "trained",
+            f"own loss {base_loss:.4f} -> {loss:.4f} in {train_s:.1f} s",
             improvement_micro=improvement,
             dp={"noise_multiplier": float(dp["noise_multiplier"]), "delta": float(dp["delta"])} if dp else None,
             data={"bytes": len(blob), **data},

@@ -49,6 +49,8 @@ _MAX_INT = 2**64
 
 class MalformedAnnouncement(P2PError, ValueError):
     """A gossip payload is not a well-formed announcement (a ``ValueError`` too, for older callers)."""
+
+
 _FIELDS = ("federation", "round", "cid", "sender", "peer", "nonce", "timestamp")
 
 

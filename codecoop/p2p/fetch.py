@@ -96,7 +96,6 @@ class FetchServer:
         try:
             await self._serve(stream)
         except Exception as exc:  # a bad or slow client must never hurt the host
-
             log.debug("fetch request from %s failed: %s", _remote(stream), exc)
             await _reset(stream)
         else:
@@ -117,9 +116,7 @@ class FetchServer:
             cid, max_size = request
             limit = min(max_size, self.max_size)
             try:
-                data = await trio.to_thread.run_sync(
-                    lambda: self.store.get(cid, max_size=limit)
-                )
+                data = await trio.to_thread.run_sync(lambda: self.store.get(cid, max_size=limit))
             except ObjectTooLarge:
                 await stream.write(_HEADER.pack(Status.TOO_LARGE, 0))
                 return
@@ -169,8 +166,7 @@ async def fetch_object(
                 stream = await host.new_stream(peer, [FETCH_PROTOCOL])
             except Exception as exc:
                 raise P2PError(
-                    f"cannot open a fetch stream to {who}: {exc} (dial it first, or pass its full "
-                    "multiaddr …/p2p/<peer id>)"
+                    f"cannot open a fetch stream to {who}: {exc} (dial it first, or pass its full multiaddr …/p2p/<peer id>)"
                 ) from exc
             try:
                 request = json.dumps({"cid": cid, "max_size": max_size}).encode()
@@ -181,9 +177,7 @@ async def fetch_object(
                 if status == Status.NOT_FOUND:
                     raise ObjectNotFound(f"{who} does not have {cid}")
                 if status == Status.TOO_LARGE or (status == Status.OK and size > max_size):
-                    raise ObjectTooLarge(
-                        f"{who} offers {cid} larger than the {max_size:,} bytes allowed here"
-                    )
+                    raise ObjectTooLarge(f"{who} offers {cid} larger than the {max_size:,} bytes allowed here")
                 if status != Status.OK:
                     name = Status(status).name if status in Status._value2member_map_ else status
                     raise P2PError(f"{who} refused to send {cid} (status {name})")
@@ -195,8 +189,7 @@ async def fetch_object(
                         chunk = await _read_some(stream, min(_SLICE, size - received))
                     if not chunk:
                         raise IntegrityError(
-                            f"{who} sent {received:,} of the {size:,} bytes of {cid} and stopped; "
-                            "the truncated copy was discarded"
+                            f"{who} sent {received:,} of the {size:,} bytes of {cid} and stopped; the truncated copy was discarded"
                         )
                     view[received : received + len(chunk)] = chunk
                     builder.update(chunk)
@@ -218,9 +211,7 @@ async def fetch_object(
         ) from None
     actual = builder.finish()
     if actual != cid:
-        raise IntegrityError(
-            f"{who} sent {size:,} bytes for {cid} that hash to {actual}; they were discarded"
-        )
+        raise IntegrityError(f"{who} sent {size:,} bytes for {cid} that hash to {actual}; they were discarded")
     return bytes(body)
 
 

@@ -128,9 +128,7 @@ class P2PHost:
         self.store = store
         self.member_peers = member_peers
         self.topic = announcement_topic(config.federation)
-        self.validator = AnnouncementValidator(
-            config.federation, max_skew=config.max_clock_skew, authorize=authorize
-        )
+        self.validator = AnnouncementValidator(config.federation, max_skew=config.max_clock_skew, authorize=authorize)
         self._key_pair = load_or_create_identity(config.identity_path)
         self.peer_id = peer_id_of(self._key_pair)
         self._inbox: queue.Queue[Announcement] = queue.Queue(maxsize=10_000)
@@ -152,18 +150,14 @@ class P2PHost:
         if self._thread is not None:
             raise P2PError("this P2PHost was already started; make a new one to restart")
         _check_port_free(self.config.listen)
-        self._thread = threading.Thread(
-            target=self._run, name=f"libp2p-{self.peer_id[-6:]}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"libp2p-{self.peer_id[-6:]}", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
             self.stop()
             raise P2PError(f"libp2p host did not start within {timeout:g}s on {self.config.listen}")
         if self._startup_error is not None:
             self._thread.join(5)
-            raise P2PError(
-                f"libp2p host could not start on {self.config.listen}: {self._startup_error}"
-            ) from self._startup_error
+            raise P2PError(f"libp2p host could not start on {self.config.listen}: {self._startup_error}") from self._startup_error
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -224,9 +218,7 @@ class P2PHost:
         try:
             self.run_async(wait, timeout=timeout)
         except P2PError as exc:
-            raise P2PError(
-                f"fewer than {peers} peers joined the {self.topic} mesh within {timeout:g}s"
-            ) from exc
+            raise P2PError(f"fewer than {peers} peers joined the {self.topic} mesh within {timeout:g}s") from exc
 
     # --- announcements -----------------------------------------------------------------------
     def announce(self, round: int, cid: str) -> Announcement:

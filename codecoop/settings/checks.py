@@ -59,7 +59,9 @@ def store_api(v: Any) -> str | None:
 
 
 def multiaddr(v: Any) -> str | None:
-    return None if isinstance(v, str) and v.startswith(("/ip4/", "/ip6/", "/dns")) else "must be a multiaddr such as /ip4/127.0.0.1/tcp/4001"
+    return (
+        None if isinstance(v, str) and v.startswith(("/ip4/", "/ip6/", "/dns")) else "must be a multiaddr such as /ip4/127.0.0.1/tcp/4001"
+    )
 
 
 def multiaddrs(v: Any) -> str | None:
@@ -113,4 +115,6 @@ def boolean(v: Any) -> str | None:
 
 
 def device(v: Any) -> str | None:
-    return None if isinstance(v, str) and (v in ("auto", "cpu", "mps") or v.startswith("cuda")) else "must be auto, cpu, cuda, cuda:N or mps"
+    return (
+        None if isinstance(v, str) and (v in ("auto", "cpu", "mps") or v.startswith("cuda")) else "must be auto, cpu, cuda, cuda:N or mps"
+    )

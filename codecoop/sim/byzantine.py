@@ -164,8 +164,13 @@ class AttackTrainer:
         if crafted is None:
             return None
         cid, samples = crafted
-        return Submission(cid, samples, "crafted", f"[{self.attack}] crafted update {cid[:20]}...",
-                          data={"attack": self.attack, "seconds": time.perf_counter() - began})
+        return Submission(
+            cid,
+            samples,
+            "crafted",
+            f"[{self.attack}] crafted update {cid[:20]}...",
+            data={"attack": self.attack, "seconds": time.perf_counter() - began},
+        )
 
     def _trained(self, info: Any) -> Any:
         """The round's honest update (as the honest trainer would train it), for attacks that start from one."""
@@ -185,7 +190,10 @@ class AttackTrainer:
         from codecoop.training import Adapter
 
         adapter = Adapter(
-            dict(tensors), adapter_like.base_model_id, adapter_like.base_weights_hash, adapter_like.lora,
+            dict(tensors),
+            adapter_like.base_model_id,
+            adapter_like.base_weights_hash,
+            adapter_like.lora,
             dict(adapter_like.training),
         )
         return self.member.put(adapter.to_bytes()), max(adapter.num_samples, 1)
@@ -313,7 +321,9 @@ class Attack:
         honest = Parts()
         trainer = functools.partial(self.trainer, seed=seed) if self.trainer else honest.trainer
         judges: dict[str | None, Callable[[Member], Any]] = {
-            None: honest.judge, "collude": functools.partial(ColludingJudge, cabal=cabal), "lie": LyingJudge,
+            None: honest.judge,
+            "collude": functools.partial(ColludingJudge, cabal=cabal),
+            "lie": LyingJudge,
         }
         judge = judges[self.judge]
         return Parts(trainer=trainer, judge=judge)

@@ -18,9 +18,27 @@ __all__ = ["DEFAULT_PROJECTS", "default_sources", "organisation_files"]
 
 #: Pure-Python projects that codecoop's own dependencies install; those present are used.
 DEFAULT_PROJECTS: tuple[str, ...] = (
-    "click", "jinja2", "requests", "yaml", "attr", "idna", "httpx", "h11", "tqdm", "toolz",
-    "packaging", "urllib3", "markdown_it", "multiformats", "mako", "anyio", "itsdangerous",
-    "charset_normalizer", "typer", "eth_utils", "eth_abi",
+    "click",
+    "jinja2",
+    "requests",
+    "yaml",
+    "attr",
+    "idna",
+    "httpx",
+    "h11",
+    "tqdm",
+    "toolz",
+    "packaging",
+    "urllib3",
+    "markdown_it",
+    "multiformats",
+    "mako",
+    "anyio",
+    "itsdangerous",
+    "charset_normalizer",
+    "typer",
+    "eth_utils",
+    "eth_abi",
 )
 
 
@@ -33,9 +51,7 @@ def default_sources(projects: Sequence[str] = DEFAULT_PROJECTS) -> list[Path]:
     return found
 
 
-def organisation_files(
-    sources: Sequence[Path], n: int, strategy: str, seed: int, *, max_files: int | None = None
-) -> list[list[Path]]:
+def organisation_files(sources: Sequence[Path], n: int, strategy: str, seed: int, *, max_files: int | None = None) -> list[list[Path]]:
     """Every ``.py`` file under ``sources``, split into ``n`` organisations' parts.
 
     ``max_files`` caps each part (a seeded sample) so that a simulation's cost stays bounded

@@ -165,22 +165,39 @@ class Devnet:
         if shutil.which("npx") is None or not (self.root / "node_modules" / ".bin" / "hardhat").exists():
             raise ToolchainError("the devnet needs Node.js and hardhat from package-lock.json: run `npm ci` in the repository")
         self.work.mkdir(parents=True, exist_ok=True)
-        for port, what in ((cfg.chain_port, "chain"), (cfg.ipfs_port, "IPFS API"), *((cfg.p2p_port + i, "libp2p") for i in range(cfg.orgs))):
+        for port, what in (
+            (cfg.chain_port, "chain"),
+            (cfg.ipfs_port, "IPFS API"),
+            *((cfg.p2p_port + i, "libp2p") for i in range(cfg.orgs)),
+        ):
             if not _port_free(port):
                 raise CodecoopError(f"port {port} ({what}) on 127.0.0.1 is taken; stop what uses it or choose other ports")
         self.start_chain()
         self.log("starting the IPFS daemon")
-        self.api = subprocess.run(
-            [str(self.root / "scripts" / "ipfs-devnet.sh"), "start"], env=self._ipfs_env, check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
+        self.api = (
+            subprocess.run(
+                [str(self.root / "scripts" / "ipfs-devnet.sh"), "start"],
+                env=self._ipfs_env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
 
         self.log(f"loading {cfg.model!r} for the charter's weights hash")
         weights = load_base(cfg.model).weights_hash
         self.chain = connect(self.url)
         params = FederationParams(
-            submit_window=cfg.submit_window, commit_window=cfg.commit_window, reveal_window=cfg.reveal_window,
-            confirm_window=cfg.confirm_window, confirmations=min(cfg.confirmations, cfg.orgs), aggregation_strategy=cfg.strategy,
-            base_model_id=cfg.model, base_weights_hash="0x" + weights,
+            submit_window=cfg.submit_window,
+            commit_window=cfg.commit_window,
+            reveal_window=cfg.reveal_window,
+            confirm_window=cfg.confirm_window,
+            confirmations=min(cfg.confirmations, cfg.orgs),
+            aggregation_strategy=cfg.strategy,
+            base_model_id=cfg.model,
+            base_weights_hash="0x" + weights,
         )
         self.deployment = deploy(self.chain, params)
         self.deployment.save(self.work / "deployment.json")
@@ -194,12 +211,20 @@ class Devnet:
             self.chain.fund(account.address, 10.0)
             self.accounts.append(account)
             config = folder / "node.toml"
-            config.write_text(render_template(
-                config_name="node.toml", chain=self.url, deployment=str(self.work / "deployment.json"), store=self.api,
-                listen=f"/ip4/127.0.0.1/tcp/{cfg.p2p_port + i}", keystore="key.json",
-                password_line=f'password_file = "{self.work / "password.txt"}"',
-                code=", ".join(f'"{c}"' for c in code), folder="node-data", model=cfg.model,
-            ))
+            config.write_text(
+                render_template(
+                    config_name="node.toml",
+                    chain=self.url,
+                    deployment=str(self.work / "deployment.json"),
+                    store=self.api,
+                    listen=f"/ip4/127.0.0.1/tcp/{cfg.p2p_port + i}",
+                    keystore="key.json",
+                    password_line=f'password_file = "{self.work / "password.txt"}"',
+                    code=", ".join(f'"{c}"' for c in code),
+                    folder="node-data",
+                    model=cfg.model,
+                )
+            )
             load_config(config)
         return self
 
@@ -245,24 +270,35 @@ class Devnet:
         _, repo = self._ipfs_state()
         state = self.work / "ipfs"
         env = {
-            **os.environ, "IPFS_PATH": repo,
+            **os.environ,
+            "IPFS_PATH": repo,
             "NODE_OPTIONS": f"--require {self.root / 'scripts' / 'promise-with-resolvers.cjs'}",
         }
         out = open(state / "daemon.log", "a")
         self._logs.append(out)
         proc = subprocess.Popen(
             [str(self.root / "node_modules" / ".bin" / "jsipfs"), "daemon", "--offline"],
-            env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self._ipfs_restarted.append(proc)
         (state / "pid").write_text(f"{proc.pid}\n")  # ipfs-devnet.sh stop finds it there
         url = f"http://127.0.0.1:{self.cfg.ipfs_port}/api/v0/id"
-        _wait("the IPFS daemon to answer again", lambda: bool(urllib.request.urlopen(urllib.request.Request(url, b"", method="POST"), timeout=2).read()),
-              90, lambda: proc.poll() is None)
+        _wait(
+            "the IPFS daemon to answer again",
+            lambda: bool(urllib.request.urlopen(urllib.request.Request(url, b"", method="POST"), timeout=2).read()),
+            90,
+            lambda: proc.poll() is None,
+        )
         self.log("IPFS daemon running again")
 
     # ------------------------------------------------------------------ node processes
-    def start_node(self, i: int, *, rounds: int = 0, env: dict[str, str] | None = None, overrides: tuple[str, ...] = ()) -> subprocess.Popen:
+    def start_node(
+        self, i: int, *, rounds: int = 0, env: dict[str, str] | None = None, overrides: tuple[str, ...] = ()
+    ) -> subprocess.Popen:
         """Start ``codecoop node run`` for organisation ``i`` (``rounds=0``: until stopped); its output is appended to ``org-i/node.log``."""
         folder = self.work / f"org-{i}"
         out = open(folder / "node.log", "a")
@@ -273,8 +309,21 @@ class Devnet:
             sets.append(f"node.min_improvement={self.cfg.min_improvement_micro}")
         sets += overrides
         proc = subprocess.Popen(
-            [codecoop, "node", "run", "--config", str(folder / "node.toml"), "--rounds", str(rounds), *(a for s in sets for a in ("--set", s))],
-            cwd=folder, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                codecoop,
+                "node",
+                "run",
+                "--config",
+                str(folder / "node.toml"),
+                "--rounds",
+                str(rounds),
+                *(a for s in sets for a in ("--set", s)),
+            ],
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env={**os.environ, **(env or {})},
         )
         self.nodes[i] = proc
@@ -305,8 +354,12 @@ class Devnet:
     def wait_joined(self, count: int, timeout: float = 600.0) -> None:
         """Wait until ``count`` members have joined (every node joins when it starts)."""
         started = list(self.nodes.values())
-        _wait(f"{count} nodes to join", lambda: self.deployment.members.active_count() >= count, timeout,
-              lambda: all(p.poll() is None for p in started))
+        _wait(
+            f"{count} nodes to join",
+            lambda: self.deployment.members.active_count() >= count,
+            timeout,
+            lambda: all(p.poll() is None for p in started),
+        )
 
     def open_round(self) -> int:
         """Open the next round with a member account of the devnet's own (the nodes' keys are busy in their processes)."""
@@ -317,8 +370,9 @@ class Devnet:
         self.log(f"round {r} opened")
         return r
 
-    def wait_round(self, r: int, *, timeout: float | None = None, expect: int | None = None,
-                   on_poll: Callable[[], None] | None = None) -> Any:
+    def wait_round(
+        self, r: int, *, timeout: float | None = None, expect: int | None = None, on_poll: Callable[[], None] | None = None
+    ) -> Any:
         """Wait for round ``r`` to complete or fail and return its ``RoundInfo``.
 
         With ``expect``, a submit, commit or reveal window is ended early (by mining to its end) as

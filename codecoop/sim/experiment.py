@@ -231,8 +231,16 @@ class ExperimentConfig:
         from codecoop.training import TrainConfig
 
         return TrainConfig(
-            r=self.r, alpha=2 * self.r, lr=self.lr, steps=steps, batch_size=self.batch_size, seq_len=self.seq_len,
-            seed=seed, mu=mu, target_modules=self.lora_targets(), progress=False,
+            r=self.r,
+            alpha=2 * self.r,
+            lr=self.lr,
+            steps=steps,
+            batch_size=self.batch_size,
+            seq_len=self.seq_len,
+            seed=seed,
+            mu=mu,
+            target_modules=self.lora_targets(),
+            progress=False,
         )
 
     def incremental_orders(self) -> list[tuple[int, ...]]:
@@ -256,8 +264,18 @@ class ExperimentConfig:
 
     def training_key(self) -> dict[str, Any]:
         """The settings a trained adapter depends on (its cache key)."""
-        skip = {"partitions", "strategies", "settings", "orders", "humaneval", "humaneval_tokens",
-                "memorization_prompts", "memorization_tokens", "duplicate_audits", "eval_blocks"}
+        skip = {
+            "partitions",
+            "strategies",
+            "settings",
+            "orders",
+            "humaneval",
+            "humaneval_tokens",
+            "memorization_prompts",
+            "memorization_tokens",
+            "duplicate_audits",
+            "eval_blocks",
+        }
         d = self.to_json()
         return {f.name: d[f.name] for f in fields(self) if f.name not in skip}
 
@@ -348,12 +366,20 @@ class RunResult:
             return Leakage(**x) if x is not None else None
 
         return cls(
-            partition=d["partition"], setting=d["setting"], variant=d["variant"], steps=int(d["steps"]),
-            tokens=int(d["tokens"]), train_s=float(d["train_s"]), validation=Quality(**d["validation"]),
+            partition=d["partition"],
+            setting=d["setting"],
+            variant=d["variant"],
+            steps=int(d["steps"]),
+            tokens=int(d["tokens"]),
+            train_s=float(d["train_s"]),
+            validation=Quality(**d["validation"]),
             per_org={k: Quality(**v) for k, v in d["per_org"].items()},
             memorization={k: Leakage(**v) for k, v in d["memorization"].items()},
-            duplicated=leak(d.get("duplicated")), unique=leak(d.get("unique")), pass_at_1=d.get("pass_at_1"),
-            humaneval_passed=dict(d.get("humaneval_passed", {})), order=tuple(d.get("order", ())),
+            duplicated=leak(d.get("duplicated")),
+            unique=leak(d.get("unique")),
+            pass_at_1=d.get("pass_at_1"),
+            humaneval_passed=dict(d.get("humaneval_passed", {})),
+            order=tuple(d.get("order", ())),
         )
 
 
@@ -407,8 +433,8 @@ class ExperimentResult:
                 "budget_tokens": self.config.budget_steps * self.config.tokens_per_step,
                 "single_client_steps": self.config.rounds * self.config.steps,
                 "rule": "centralized, every federated strategy and every incremental order: rounds x orgs x steps "
-                        "optimizer steps of batch_size x seq_len tokens; each single-client model: rounds x steps, "
-                        "so the single-client models together cost the same",
+                "optimizer steps of batch_size x seq_len tokens; each single-client model: rounds x steps, "
+                "so the single-client models together cost the same",
             },
             "base_model": self.base_model,
             "device": self.device,
@@ -486,13 +512,21 @@ def _corpus(train: Sequence[Any], validation: Sequence[Any], seed: int, tokenize
 
     docs = list(train) + list(validation)
     stats = CorpusStats(
-        files=len(docs), lines=sum(d.text.count("\n") + 1 for d in docs), bytes=sum(len(d.text.encode()) for d in docs),
-        train_files=len(train), validation_files=len(validation), exact_duplicates=0, near_duplicates=0, skipped_files=0,
+        files=len(docs),
+        lines=sum(d.text.count("\n") + 1 for d in docs),
+        bytes=sum(len(d.text.encode()) for d in docs),
+        train_files=len(train),
+        validation_files=len(validation),
+        exact_duplicates=0,
+        near_duplicates=0,
+        skipped_files=0,
     )
     return CodeCorpus(tuple(train), tuple(validation), stats, seed).tokenized(tokenizer)
 
 
-def build_partition(cfg: ExperimentConfig, name: str, root: Path | None, pool: list[Path], shared: list[Path], tokenizer: Any) -> _Partition:
+def build_partition(
+    cfg: ExperimentConfig, name: str, root: Path | None, pool: list[Path], shared: list[Path], tokenizer: Any
+) -> _Partition:
     """Split ``pool`` by ``name``, plant the shared files, and build every corpus the settings need."""
     from codecoop.training import CodeCorpus, Document, partition, repository_of
 
@@ -522,9 +556,15 @@ def _lines(docs: Sequence[Any]) -> int:
 def _summary(p: _Partition) -> list[OrgSummary]:
     return [
         OrgSummary(
-            o.name, o.corpus.stats.train_files, o.corpus.stats.validation_files, len(o.shared), o.corpus.stats.train_tokens,
-            o.corpus.stats.validation_tokens, tuple(sorted({d.repository for d in o.corpus.documents if d not in o.shared})),
-            _lines(o.corpus.train), _lines(o.shared),
+            o.name,
+            o.corpus.stats.train_files,
+            o.corpus.stats.validation_files,
+            len(o.shared),
+            o.corpus.stats.train_tokens,
+            o.corpus.stats.validation_tokens,
+            tuple(sorted({d.repository for d in o.corpus.documents if d not in o.shared})),
+            _lines(o.corpus.train),
+            _lines(o.shared),
         )
         for o in p.orgs
     ]
@@ -656,8 +696,9 @@ class Experiment:
                     updates.append(Update(cid_of(local.to_bytes(include_training=False)), local.tensors, local.num_samples))
                 agg = strategy.aggregate(updates, state, base=current.tensors)
                 state = agg.state
-                current = Adapter(dict(agg.tensors), self.base.model_id, self.base.weights_hash, current.lora,
-                               {"round": r + 1, "strategy": choice.label})
+                current = Adapter(
+                    dict(agg.tensors), self.base.model_id, self.base.weights_hash, current.lora, {"round": r + 1, "strategy": choice.label}
+                )
                 self.log(f"  [{part.name}] {choice.label}: round {r + 1}/{cfg.rounds} aggregated")
             return current
 
@@ -673,10 +714,14 @@ class Experiment:
             start, before = adapter, info
             seed = self._seed(4, *[p + 1 for p in prefix])
             corpus = part.orgs[prefix[-1]].corpus
-            adapter, stage = self._trained(part, "stage-" + "-".join(map(str, prefix)),
-                                           lambda: self._train(corpus, per_org, seed, start), per_org)  # noqa: B023 (called at once)
-            info = {"steps": before["steps"] + stage["steps"], "tokens": before["tokens"] + stage["tokens"],
-                    "train_s": round(before["train_s"] + stage["train_s"], 2)}
+            stage_name = "stage-" + "-".join(map(str, prefix))
+            train = lambda: self._train(corpus, per_org, seed, start)  # noqa: B023, E731 (called at once, below)
+            adapter, stage = self._trained(part, stage_name, train, per_org)
+            info = {
+                "steps": before["steps"] + stage["steps"],
+                "tokens": before["tokens"] + stage["tokens"],
+                "train_s": round(before["train_s"] + stage["train_s"], 2),
+            }
         return adapter, info
 
     # ------------------------------------------------------------------ measurement
@@ -692,8 +737,12 @@ class Experiment:
                 per[org.name] = asdict(Quality(m.loss, m.perplexity, m.token_accuracy, m.n_tokens))
             return per
 
-        per_org = {k: Quality(**v) for k, v in self._measure(
-            part.name, run_id, "quality", {"eval_blocks": self.cfg.eval_blocks, "seq_len": self.cfg.seq_len}, compute).items()}
+        per_org = {
+            k: Quality(**v)
+            for k, v in self._measure(
+                part.name, run_id, "quality", {"eval_blocks": self.cfg.eval_blocks, "seq_len": self.cfg.seq_len}, compute
+            ).items()
+        }
         return Quality.combine(list(per_org.values())), per_org
 
     def _audit(self, part: _Partition, run_id: str, section: str, adapter: Any, documents: Sequence[Any]) -> Leakage | None:
@@ -706,15 +755,25 @@ class Experiment:
 
         def compute() -> dict[str, Any]:
             report = audit_memorization(
-                self.base, adapter, list(documents),
+                self.base,
+                adapter,
+                list(documents),
                 MemorizationConfig(max_prompts=cfg.memorization_prompts, max_new_tokens=cfg.memorization_tokens, seed=cfg.seed),
             )
             from_shared = sum(sum(1 for line in leak.lines if line.strip()) for leak in report.leaks if leak.source in shared)
-            return {"ratio": float(report.ratio), "memorized_lines": int(report.memorized_lines),
-                    "generated_lines": int(report.generated_lines), "from_shared": min(from_shared, int(report.memorized_lines))}
+            return {
+                "ratio": float(report.ratio),
+                "memorized_lines": int(report.memorized_lines),
+                "generated_lines": int(report.generated_lines),
+                "from_shared": min(from_shared, int(report.memorized_lines)),
+            }
 
-        key = {"prompts": cfg.memorization_prompts, "tokens": cfg.memorization_tokens, "seed": cfg.seed,
-               "docs": _digest(sorted(str(d.path) for d in documents))}
+        key = {
+            "prompts": cfg.memorization_prompts,
+            "tokens": cfg.memorization_tokens,
+            "seed": cfg.seed,
+            "docs": _digest(sorted(str(d.path) for d in documents)),
+        }
         return Leakage(**self._measure(part.name, run_id, section, key, compute))
 
     def humaneval(self, run_id: str, adapter: Any) -> tuple[float | None, dict[str, int]]:
@@ -724,16 +783,27 @@ class Experiment:
         from codecoop.training import pass_at_k
 
         def compute() -> dict[str, Any]:
-            res = pass_at_k(self.base, adapter, problems=cfg.humaneval, n=1, k=(1,), temperature=0.0,
-                            max_new_tokens=cfg.humaneval_tokens, seed=cfg.seed)
+            res = pass_at_k(
+                self.base, adapter, problems=cfg.humaneval, n=1, k=(1,), temperature=0.0, max_new_tokens=cfg.humaneval_tokens, seed=cfg.seed
+            )
             return {"pass_at_1": res.scores[1], "passed": res.passed}
 
         partition = "all" if run_id == "base" else self._current
         value = self._measure(partition, run_id, "humaneval", {"problems": cfg.humaneval, "tokens": cfg.humaneval_tokens}, compute)
         return float(value["pass_at_1"]), {k: int(v) for k, v in value["passed"].items()}
 
-    def measure(self, part: _Partition, setting: str, variant: str, run_id: str, adapter: Any, info: dict[str, Any],
-                *, audit: Sequence[int], order: tuple[str, ...] = ()) -> RunResult:
+    def measure(
+        self,
+        part: _Partition,
+        setting: str,
+        variant: str,
+        run_id: str,
+        adapter: Any,
+        info: dict[str, Any],
+        *,
+        audit: Sequence[int],
+        order: tuple[str, ...] = (),
+    ) -> RunResult:
         """Every metric of one model: quality, memorization per audited organisation, duplicated/unique, pass@1."""
         began = time.perf_counter()
         validation, per_org = self.quality(part, run_id, adapter)
@@ -749,8 +819,20 @@ class Experiment:
             unique = self._audit(part, run_id, "memorization-unique", adapter, part.unique_docs)
         pass1, passed = self.humaneval(run_id, adapter)
         result = RunResult(
-            part.name, setting, variant, int(info["steps"]), int(info["tokens"]), float(info["train_s"]), validation,
-            per_org, memorization, duplicated, unique, pass1, passed, order,
+            part.name,
+            setting,
+            variant,
+            int(info["steps"]),
+            int(info["tokens"]),
+            float(info["train_s"]),
+            validation,
+            per_org,
+            memorization,
+            duplicated,
+            unique,
+            pass1,
+            passed,
+            order,
         )
         leak = result.leakage
         self.log(
@@ -782,23 +864,36 @@ class Experiment:
         self._v0 = initial_adapter(self.base, cfg.train_config(1, cfg.seed))
         self._fingerprint = _digest(cfg.training_key() | {"weights": self.base.weights_hash})
         root, pool, shared = select_files(cfg)
-        result = ExperimentResult(cfg, self.command, shared=[_display(f, root) for f in shared],
-                                  device=self.base.plan.description,
-                                  base_model={"id": cfg.model, "parameters": self.base.num_parameters(),
-                                              "weights_sha256": self.base.weights_hash,
-                                              "lora_parameters": self._v0.num_parameters(),
-                                              "lora_targets": list(self._v0.lora.target_modules)})
-        self.log(f"{len(pool)} files to partition, {len(shared)} planted in {cfg.shared_copies} organisations each; "
-                 f"budget {cfg.budget_steps} steps x {cfg.tokens_per_step} tokens per model; cache {self.cache}")
+        result = ExperimentResult(
+            cfg,
+            self.command,
+            shared=[_display(f, root) for f in shared],
+            device=self.base.plan.description,
+            base_model={
+                "id": cfg.model,
+                "parameters": self.base.num_parameters(),
+                "weights_sha256": self.base.weights_hash,
+                "lora_parameters": self._v0.num_parameters(),
+                "lora_targets": list(self._v0.lora.target_modules),
+            },
+        )
+        self.log(
+            f"{len(pool)} files to partition, {len(shared)} planted in {cfg.shared_copies} organisations each; "
+            f"budget {cfg.budget_steps} steps x {cfg.tokens_per_step} tokens per model; cache {self.cache}"
+        )
         names = [f"org-{i}" for i in range(cfg.orgs)]
         everyone = list(range(cfg.orgs))
         for pname in cfg.partitions:
             self._current = pname
             part = build_partition(cfg, pname, root, pool, shared, self.base.tokenizer)
             result.data[pname] = _summary(part)
-            self.log(f"[{pname}] " + "; ".join(
-                f"{o.name}: {o.train_files} train files ({o.train_tokens:,} tokens), {o.validation_files} validation"
-                for o in result.data[pname]))
+            self.log(
+                f"[{pname}] "
+                + "; ".join(
+                    f"{o.name}: {o.train_files} train files ({o.train_tokens:,} tokens), {o.validation_files} validation"
+                    for o in result.data[pname]
+                )
+            )
 
             def add(run: RunResult) -> None:
                 result.runs.append(run)
@@ -813,13 +908,25 @@ class Experiment:
                     add(self.measure(part, "single", names[i], f"single-{names[i]}", *self.single(part, i), audit=[i]))
             if "federated" in cfg.settings:
                 for choice in cfg.strategies:
-                    add(self.measure(part, "federated", choice.label, f"federated-{choice.label}",
-                                     *self.federated(part, choice), audit=everyone))
+                    add(
+                        self.measure(
+                            part, "federated", choice.label, f"federated-{choice.label}", *self.federated(part, choice), audit=everyone
+                        )
+                    )
             if "incremental" in cfg.settings:
                 for order in cfg.incremental_orders():
                     label = ">".join(names[i] for i in order)
-                    add(self.measure(part, "incremental", label, "incremental-" + "-".join(map(str, order)),
-                                     *self.incremental(part, order), audit=everyone, order=tuple(names[i] for i in order)))
+                    add(
+                        self.measure(
+                            part,
+                            "incremental",
+                            label,
+                            "incremental-" + "-".join(map(str, order)),
+                            *self.incremental(part, order),
+                            audit=everyone,
+                            order=tuple(names[i] for i in order),
+                        )
+                    )
         result.wall_s = time.perf_counter() - began
         result.invocations = self._record_invocation(result.wall_s)
         return result
@@ -842,8 +949,9 @@ def _display(path: Path, root: Path | None) -> str:
     return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
 
 
-def run_experiment(config: ExperimentConfig, out: Path | None = None, *, log: Log = lambda m: None,
-                   command: str = "", plots: bool = True) -> ExperimentResult:
+def run_experiment(
+    config: ExperimentConfig, out: Path | None = None, *, log: Log = lambda m: None, command: str = "", plots: bool = True
+) -> ExperimentResult:
     """Run the whole grid and, with ``out``, write results.json, README.md and the plots there.
 
     The cache lives in ``out/.cache``; the partial results.json is rewritten after every run.
@@ -853,4 +961,3 @@ def run_experiment(config: ExperimentConfig, out: Path | None = None, *, log: Lo
     if out is not None:
         write_report(result, out, plots=plots)
     return result
-

@@ -34,8 +34,12 @@ def _pooled(leaks: Sequence[Leakage | None]) -> Leakage | None:
 def _leak_json(leak: Leakage | None) -> dict[str, Any] | None:
     if leak is None:
         return None
-    return {"ratio": leak.ratio, "memorized_lines": leak.memorized_lines, "generated_lines": leak.generated_lines,
-            "from_shared": leak.from_shared}
+    return {
+        "ratio": leak.ratio,
+        "memorized_lines": leak.memorized_lines,
+        "generated_lines": leak.generated_lines,
+        "from_shared": leak.from_shared,
+    }
 
 
 def _finding_a(result: ExperimentResult) -> dict[str, Any]:
@@ -87,8 +91,11 @@ def _finding_b(result: ExperimentResult) -> dict[str, Any]:
     pooled = _pooled([r.leakage for r in audited])
     base = _pooled([r.leakage for r in result.runs if r.setting == "base"])
     top = max(audited, key=lambda r: r.leakage.ratio)  # type: ignore[union-attr]
-    by_setting = {s: _leak_json(_pooled([r.leakage for r in audited if r.setting == s]))
-                  for s in ("centralized", "single", "federated", "incremental") if any(r.setting == s for r in audited)}
+    by_setting = {
+        s: _leak_json(_pooled([r.leakage for r in audited if r.setting == s]))
+        for s in ("centralized", "single", "federated", "incremental")
+        if any(r.setting == s for r in audited)
+    }
     return {
         "audited": len(audited),
         "with_memorized_lines": sum(1 for r in audited if r.leakage and r.leakage.memorized_lines > 0),
@@ -134,18 +141,22 @@ def _finding_c(result: ExperimentResult) -> dict[str, Any]:
     for s in ("centralized", "federated", "incremental"):
         chosen = [r for r in runs if r.setting == s]
         if chosen:
-            by_setting[s] = {"duplicated": _leak_json(_pooled([r.duplicated for r in chosen])),
-                             "unique": _leak_json(_pooled([r.unique for r in chosen]))}
-    out.update({
-        "duplicated": _leak_json(dup),
-        "unique": _leak_json(uni),
-        "base_duplicated": _leak_json(_pooled([r.duplicated for r in base])),
-        "base_unique": _leak_json(_pooled([r.unique for r in base])),
-        "by_setting": by_setting,
-        "runs_duplicated_higher": sum(1 for r in runs if r.duplicated.ratio > r.unique.ratio),  # type: ignore[union-attr,misc]
-        "runs_unique_higher": sum(1 for r in runs if r.unique.ratio > r.duplicated.ratio),  # type: ignore[union-attr,misc]
-        "reproduced": bool(dup and uni and dup.memorized_lines > 0 and dup.ratio > uni.ratio),
-    })
+            by_setting[s] = {
+                "duplicated": _leak_json(_pooled([r.duplicated for r in chosen])),
+                "unique": _leak_json(_pooled([r.unique for r in chosen])),
+            }
+    out.update(
+        {
+            "duplicated": _leak_json(dup),
+            "unique": _leak_json(uni),
+            "base_duplicated": _leak_json(_pooled([r.duplicated for r in base])),
+            "base_unique": _leak_json(_pooled([r.unique for r in base])),
+            "by_setting": by_setting,
+            "runs_duplicated_higher": sum(1 for r in runs if r.duplicated.ratio > r.unique.ratio),  # type: ignore[union-attr,misc]
+            "runs_unique_higher": sum(1 for r in runs if r.unique.ratio > r.duplicated.ratio),  # type: ignore[union-attr,misc]
+            "reproduced": bool(dup and uni and dup.memorized_lines > 0 and dup.ratio > uni.ratio),
+        }
+    )
     return out
 
 
@@ -159,8 +170,11 @@ def _finding_d(result: ExperimentResult) -> dict[str, Any]:
         return {"audited": 0}
     n = result.config.orgs
     overall = _positions(runs, n)
-    per = {p: [_leak_json(x) for x in _positions([r for r in runs if r.partition == p], n)]
-           for p in result.config.partitions if any(r.partition == p for r in runs)}
+    per = {
+        p: [_leak_json(x) for x in _positions([r for r in runs if r.partition == p], n)]
+        for p in result.config.partitions
+        if any(r.partition == p for r in runs)
+    }
     ratios = [x.ratio if x else 0.0 for x in overall]
     last_max = ratios[-1] > max(ratios[:-1]) if n > 1 else False
     orders_last_highest = 0
@@ -271,8 +285,11 @@ def markdown(result: ExperimentResult, figures: Sequence[str] = ()) -> str:
         "`codecoop.audit.memorization` (generated lines inside exact clones of at least 6 normalised lines of the audited "
         f"files, over all generated lines; {cfg.memorization_prompts} prompts of {cfg.memorization_tokens} new tokens per audit), "
         "audited against each organisation's own training files (single-client models: their own organisation only)"
-        + (f"; greedy pass@1 on the first {cfg.humaneval} HumanEval problems" if cfg.humaneval else
-           "; no HumanEval (" + ("tiny solves none of it" if cfg.model == "tiny" else "--humaneval 0") + ")")
+        + (
+            f"; greedy pass@1 on the first {cfg.humaneval} HumanEval problems"
+            if cfg.humaneval
+            else "; no HumanEval (" + ("tiny solves none of it" if cfg.model == "tiny" else "--humaneval 0") + ")"
+        )
         + ". `base` is the untrained model, for reference.",
         "",
         "## Data per partition",
@@ -283,16 +300,23 @@ def markdown(result: ExperimentResult, figures: Sequence[str] = ()) -> str:
     for p, orgs in result.data.items():
         for o in orgs:
             repos = ", ".join(o.repositories)
-            lines.append(f"| {p} | {o.name} | {o.train_files} ({o.shared_files}) | {o.train_tokens:,} | {o.validation_files} | "
-                         f"{o.validation_tokens:,} | {repos if len(repos) < 90 else repos[:87] + '...'} |")
+            lines.append(
+                f"| {p} | {o.name} | {o.train_files} ({o.shared_files}) | {o.train_tokens:,} | {o.validation_files} | "
+                f"{o.validation_tokens:,} | {repos if len(repos) < 90 else repos[:87] + '...'} |"
+            )
     for p in cfg.partitions:
         runs = _sorted_runs(result, p)
         if not runs:
             continue
-        lines += ["", f"## Results: {p}", "",
-                  "| setting | variant | steps | tokens | val ppl | val acc | " + " | ".join(f"ppl {n}" for n in names)
-                  + " | memorization (lines) | duplicated | unique | pass@1 |",
-                  "|---|---|---|---|---|---|" + "---|" * len(names) + "---|---|---|---|"]
+        lines += [
+            "",
+            f"## Results: {p}",
+            "",
+            "| setting | variant | steps | tokens | val ppl | val acc | "
+            + " | ".join(f"ppl {n}" for n in names)
+            + " | memorization (lines) | duplicated | unique | pass@1 |",
+            "|---|---|---|---|---|---|" + "---|" * len(names) + "---|---|---|---|",
+        ]
         for r in runs:
             per = " | ".join(_f(r.per_org[n].perplexity) if n in r.per_org else "-" for n in names)
             lines.append(
@@ -301,9 +325,15 @@ def markdown(result: ExperimentResult, figures: Sequence[str] = ()) -> str:
                 f"{_ratio(r.unique)} | {_f(r.pass_at_1)} |"
             )
     if any(r.memorization for r in result.runs):
-        lines += ["", "## Memorization per organisation", "",
-                  "Ratio (memorized / generated lines) of each model against each organisation's own training files.", "",
-                  "| partition | setting | variant | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
+        lines += [
+            "",
+            "## Memorization per organisation",
+            "",
+            "Ratio (memorized / generated lines) of each model against each organisation's own training files.",
+            "",
+            "| partition | setting | variant | " + " | ".join(names) + " |",
+            "|---|---|---|" + "---|" * len(names),
+        ]
         for p in cfg.partitions:
             for r in _sorted_runs(result, p):
                 if r.memorization:
@@ -352,22 +382,30 @@ def _findings_text(f: dict[str, Any], n: int) -> list[str]:
     out = []
     a = f["a"]
     if a.get("federated_runs"):
-        out.append(f"- (a) federated close to centralized (perplexity within {a['close_threshold']:.0%}) and better than each "
-                   f"organisation alone: {_yes(a['reproduced'])}. {a['close_to_centralized']}/{a['federated_runs']} federated runs "
-                   f"are close to centralized; {a['better_than_every_single']}/{a['federated_runs']} beat every single-client model.")
+        out.append(
+            f"- (a) federated close to centralized (perplexity within {a['close_threshold']:.0%}) and better than each "
+            f"organisation alone: {_yes(a['reproduced'])}. {a['close_to_centralized']}/{a['federated_runs']} federated runs "
+            f"are close to centralized; {a['better_than_every_single']}/{a['federated_runs']} beat every single-client model."
+        )
         for p, d in a["partitions"].items():
-            feds = ", ".join(f"{k} {v['perplexity']:.2f}" + (f" ({v['gap_vs_centralized']:+.1%})" if v["gap_vs_centralized"] is not None else "")
-                             for k, v in d["federated"].items())
+            feds = ", ".join(
+                f"{k} {v['perplexity']:.2f}" + (f" ({v['gap_vs_centralized']:+.1%})" if v["gap_vs_centralized"] is not None else "")
+                for k, v in d["federated"].items()
+            )
             singles = ", ".join(f"{k} {v:.2f}" for k, v in d["single"].items()) or "-"
             out.append(f"  - {p}: base {_f(d['base'])}; centralized {_f(d['centralized'])}; federated {feds}; single {singles}.")
             if d["every_trained_model_worse_than_base"]:
-                out.append(f"  - caveat ({p}): every trained model is worse on validation than the untrained base model "
-                           "(forgetting on small data), so this partition says little about (a).")
+                out.append(
+                    f"  - caveat ({p}): every trained model is worse on validation than the untrained base model "
+                    "(forgetting on small data), so this partition says little about (a)."
+                )
     b = f["b"]
     if b.get("audited"):
-        out.append(f"- (b) trained models reproduce private code verbatim: {_yes(b['reproduced'])}. Pooled memorization ratio "
-                   f"{_leak_text(b['pooled'])} over {b['audited']} trained models ({b['with_memorized_lines']} with any memorized line); "
-                   f"base model {_leak_text(b['base_model'])}; highest {b['highest']['run']}: {b['highest']['ratio']:.4f}.")
+        out.append(
+            f"- (b) trained models reproduce private code verbatim: {_yes(b['reproduced'])}. Pooled memorization ratio "
+            f"{_leak_text(b['pooled'])} over {b['audited']} trained models ({b['with_memorized_lines']} with any memorized line); "
+            f"base model {_leak_text(b['base_model'])}; highest {b['highest']['run']}: {b['highest']['ratio']:.4f}."
+        )
         out.append("  - by setting: " + "; ".join(f"{k} {_leak_text(v)}" for k, v in b["by_setting"].items()) + ".")
     else:
         out.append("- (b)-(d): no memorization audit in this run (--memorization-prompts 0).")
@@ -375,20 +413,26 @@ def _findings_text(f: dict[str, Any], n: int) -> list[str]:
     if "leaked_lines" in c:
         out.append(f"- (c) code planted in several organisations is memorized more than unique code: {_yes(c['reproduced'])}.")
         if c.get("audited"):
-            out.append(f"  - audited separately: duplicated {_leak_text(c['duplicated'])} vs unique {_leak_text(c['unique'])} pooled over "
-                       f"{c['audited']} models (duplicated higher in {c['runs_duplicated_higher']}, unique higher in "
-                       f"{c['runs_unique_higher']}); base model duplicated {_leak_text(c['base_duplicated'])}, unique "
-                       f"{_leak_text(c['base_unique'])}.")
+            out.append(
+                f"  - audited separately: duplicated {_leak_text(c['duplicated'])} vs unique {_leak_text(c['unique'])} pooled over "
+                f"{c['audited']} models (duplicated higher in {c['runs_duplicated_higher']}, unique higher in "
+                f"{c['runs_unique_higher']}); base model duplicated {_leak_text(c['base_duplicated'])}, unique "
+                f"{_leak_text(c['base_unique'])}."
+            )
         if c["planted_share_of_data"] is not None:
             share = "-" if c["planted_share_of_leaks"] is None else f"{c['planted_share_of_leaks']:.1%}"
-            out.append(f"  - planted files are {c['planted_share_of_data']:.1%} of the audited training lines and {share} of the "
-                       f"{c['leaked_lines']} leaked lines found by the per-organisation audits.")
+            out.append(
+                f"  - planted files are {c['planted_share_of_data']:.1%} of the audited training lines and {share} of the "
+                f"{c['leaked_lines']} leaked lines found by the per-organisation audits."
+            )
     d = f["d"]
     if d.get("audited"):
         pos = "; ".join(f"position {k + 1} {_leak_text(x)}" for k, x in enumerate(d["by_position"]))
-        out.append(f"- (d) in incremental training the last organisation is memorized most: {_yes(d['reproduced'])}. "
-                   f"Pooled over {d['audited']} orders: {pos}. The last organisation has the highest ratio in "
-                   f"{d['orders_where_last_is_highest']}/{d['audited']} orders.")
+        out.append(
+            f"- (d) in incremental training the last organisation is memorized most: {_yes(d['reproduced'])}. "
+            f"Pooled over {d['audited']} orders: {pos}. The last organisation has the highest ratio in "
+            f"{d['orders_where_last_is_highest']}/{d['audited']} orders."
+        )
     return out
 
 
@@ -478,7 +522,9 @@ def _plots(result: ExperimentResult, out: Path) -> list[Path]:
             width = 0.8 / n
             for k in range(n):
                 vals = [(x[k]["ratio"] if x[k] else 0.0) for _, x in groups]
-                ax.bar([i + k * width for i in range(len(groups))], vals, width, label=f"position {k + 1}" + (" (last)" if k == n - 1 else ""))
+                ax.bar(
+                    [i + k * width for i in range(len(groups))], vals, width, label=f"position {k + 1}" + (" (last)" if k == n - 1 else "")
+                )
             ax.set_xticks([i + width * (n - 1) / 2 for i in range(len(groups))], [g for g, _ in groups], fontsize=8)
             ax.set_ylabel("memorization ratio", fontsize=8)
             ax.set_ylim(0.0, max([x["ratio"] for _, xs in groups for x in xs if x] + [0.0]) * 1.2 or 0.01)
@@ -490,7 +536,12 @@ def _plots(result: ExperimentResult, out: Path) -> list[Path]:
             fig, ax = plt.subplots(figsize=(5.5, 3.4))
             settings = list(f["c"]["by_setting"].items())
             for k, kind in enumerate(("duplicated", "unique")):
-                ax.bar([i + k * 0.4 for i in range(len(settings))], [d[kind]["ratio"] if d[kind] else 0.0 for _, d in settings], 0.4, label=kind)
+                ax.bar(
+                    [i + k * 0.4 for i in range(len(settings))],
+                    [d[kind]["ratio"] if d[kind] else 0.0 for _, d in settings],
+                    0.4,
+                    label=kind,
+                )
             ax.set_xticks([i + 0.2 for i in range(len(settings))], [s for s, _ in settings], fontsize=8)
             ax.set_ylabel("memorization ratio", fontsize=8)
             ax.set_ylim(0.0, max([d[k]["ratio"] for _, d in settings for k in ("duplicated", "unique") if d[k]] + [0.0]) * 1.2 or 0.01)

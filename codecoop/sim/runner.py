@@ -74,9 +74,17 @@ class SimConfig:
         from codecoop.training import TrainConfig
 
         return TrainConfig(
-            r=self.r, alpha=2 * self.r, lr=self.lr, steps=self.steps, batch_size=self.batch_size,
-            seq_len=self.seq_len, seed=self.seed, target_modules=self.target_modules, progress=False,
-            dp_clip_norm=self.dp_clip_norm, dp_noise_multiplier=self.dp_noise_multiplier,
+            r=self.r,
+            alpha=2 * self.r,
+            lr=self.lr,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            seq_len=self.seq_len,
+            seed=self.seed,
+            target_modules=self.target_modules,
+            progress=False,
+            dp_clip_norm=self.dp_clip_norm,
+            dp_noise_multiplier=self.dp_noise_multiplier,
         )
 
 
@@ -151,23 +159,33 @@ class Simulation:
             corpus = CodeCorpus.from_files(files, self.base.tokenizer, seed=cfg.seed, validation_fraction=0.15)
             corpora.append(corpus)
             projects = sorted({d.repository for d in corpus.documents})
-            log(f"org-{i}: {len(files)} files from {', '.join(projects)}: "
-                f"{corpus.stats.train_tokens:,} training / {corpus.stats.validation_tokens:,} validation tokens")
+            log(
+                f"org-{i}: {len(files)} files from {', '.join(projects)}: "
+                f"{corpus.stats.train_tokens:,} training / {corpus.stats.validation_tokens:,} validation tokens"
+            )
 
         self.chain = connect("embedded")
         n = cfg.orgs
         window = 2 * n + 10  # every transaction mines a block on the embedded chain
         params = FederationParams(
-            submit_window=window, commit_window=window, reveal_window=window, confirm_window=window,
-            confirmations=min(cfg.confirmations, n), aggregation_strategy=cfg.strategy,
-            base_model_id=cfg.model, base_weights_hash="0x" + self.base.weights_hash,
+            submit_window=window,
+            commit_window=window,
+            reveal_window=window,
+            confirm_window=window,
+            confirmations=min(cfg.confirmations, n),
+            aggregation_strategy=cfg.strategy,
+            base_model_id=cfg.model,
+            base_weights_hash="0x" + self.base.weights_hash,
         )
         log("compiling and deploying the contracts on the embedded chain")
         self.deployment = deploy(self.chain, params)
         network = InProcessNetwork()
         settings = NodeSettings(
-            train=train, eval_block_size=cfg.seq_len, eval_max_blocks=cfg.eval_blocks,
-            min_improvement_micro=cfg.min_improvement_micro, approve_min_delta_micro=cfg.approve_min_delta_micro,
+            train=train,
+            eval_block_size=cfg.seq_len,
+            eval_max_blocks=cfg.eval_blocks,
+            min_improvement_micro=cfg.min_improvement_micro,
+            approve_min_delta_micro=cfg.approve_min_delta_micro,
         )
         for i, corpus in enumerate(corpora):
             name = f"org-{i}"
@@ -175,9 +193,16 @@ class Simulation:
             store = LocalStore(work / name / "store")
             journal = Journal(work / name / "journal.json", deployment=self.deployment.addresses["RoundManager"])
             node = factories[i](
-                name=name, account=account, deployment=self.deployment, store=store,
-                transport=network.attach(account.address, store), base=self.base, corpus=corpus,
-                settings=settings, journal=journal, on_event=self._event,
+                name=name,
+                account=account,
+                deployment=self.deployment,
+                store=store,
+                transport=network.attach(account.address, store),
+                base=self.base,
+                corpus=corpus,
+                settings=settings,
+                journal=journal,
+                on_event=self._event,
                 on_train_step=lambda info, name=name: self.hooks.on_train_step(name, info),
             )
             node.check_charter()
@@ -189,8 +214,13 @@ class Simulation:
             settings={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
             orgs=[
                 OrgReport(
-                    o.name, o.node.address, o.projects, o.corpus.stats.train_files, o.corpus.stats.validation_files,
-                    o.corpus.stats.train_tokens, o.corpus.stats.validation_tokens,
+                    o.name,
+                    o.node.address,
+                    o.projects,
+                    o.corpus.stats.train_files,
+                    o.corpus.stats.validation_files,
+                    o.corpus.stats.train_tokens,
+                    o.corpus.stats.validation_tokens,
                 )
                 for o in self.orgs
             ],
@@ -234,7 +264,10 @@ class Simulation:
                 start = o.baseline if o.baseline is not None else o.node.global_adapter(None)
                 self.hooks.log(f"{o.name}: single-client baseline, {self.config.steps} more steps alone")
                 o.baseline = train_lora(
-                    self.base, o.corpus, self.config.train_config(), start=start,
+                    self.base,
+                    o.corpus,
+                    self.config.train_config(),
+                    start=start,
                     on_step=lambda info, name=o.name: self.hooks.on_train_step(f"{name} alone", info),
                 )
             out[o.name] = self.global_loss(o.baseline)
@@ -265,6 +298,7 @@ class Simulation:
         assert self.report is not None, "call setup() first"
         rounds = self.deployment.rounds
         rep = self._reports[r]
+
         def seen() -> Phase:
             phase = rounds.phase(r)
             if not rep.phases or rep.phases[-1] != phase.name:
@@ -283,8 +317,12 @@ class Simulation:
             if phase in (Phase.COMPLETED, Phase.FAILED):
                 break
             info = rounds.round(r)
-            ends = {Phase.SUBMIT: info.submit_end, Phase.COMMIT: info.commit_end, Phase.REVEAL: info.reveal_end,
-                    Phase.CONFIRM: info.confirm_end}
+            ends = {
+                Phase.SUBMIT: info.submit_end,
+                Phase.COMMIT: info.commit_end,
+                Phase.REVEAL: info.reveal_end,
+                Phase.CONFIRM: info.confirm_end,
+            }
             if phase not in ends:
                 raise ConfigError(f"round {r} is stuck in phase {phase.name}: no node can act")
             self.chain.mine_to(ends[phase] + 1)

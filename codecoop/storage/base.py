@@ -55,9 +55,7 @@ class ContentStore(Protocol):
 def check_size(cid: str, size: int, max_size: int | None) -> None:
     """Raise ``ObjectTooLarge`` when ``size`` passes ``max_size``."""
     if max_size is not None and size > max_size:
-        raise ObjectTooLarge(
-            f"object {cid} is larger than the {max_size:,} bytes allowed here (at least {size:,})"
-        )
+        raise ObjectTooLarge(f"object {cid} is larger than the {max_size:,} bytes allowed here (at least {size:,})")
 
 
 def verified_stream(source: BinaryIO, cid: str, *, max_size: int | None = None) -> BinaryIO:

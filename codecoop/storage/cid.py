@@ -63,10 +63,7 @@ def parse_cid(text: str) -> str:
     except Exception as exc:  # multiformats raises several unrelated types for bad input
         raise InvalidCID(f"not a CID: {text!r:.80} ({exc})") from None
     if cid.version != 1:
-        raise InvalidCID(
-            f"{text} is a CIDv{cid.version}; codecoop names objects by CIDv1 "
-            "(ipfs add --cid-version=1 --raw-leaves)"
-        )
+        raise InvalidCID(f"{text} is a CIDv{cid.version}; codecoop names objects by CIDv1 (ipfs add --cid-version=1 --raw-leaves)")
     if cid.hashfun.name != "sha2-256" or len(cid.raw_digest) != 32:
         raise InvalidCID(f"{text} uses hash {cid.hashfun.name}; codecoop CIDs use sha2-256")
     if cid.codec.name not in ("raw", "dag-pb"):
@@ -212,4 +209,3 @@ def _varint(value: int) -> bytes:
         else:
             out.append(byte)
             return bytes(out)
-

@@ -176,16 +176,10 @@ class IpfsStore:
         timed_out = isinstance(exc, ipfs_errors.TimeoutError) or "timed out" in message
         if cid is not None and (timed_out or "not found" in message.lower()):
             if timed_out and not self._alive():
-                return StoreUnavailable(
-                    f"the IPFS daemon at {self.api} stopped answering ({what}): {_START_HINT}"
-                )
-            return ObjectNotFound(
-                f"the IPFS daemon at {self.api} could not find {cid} within {self.timeout:g}s"
-            )
+                return StoreUnavailable(f"the IPFS daemon at {self.api} stopped answering ({what}): {_START_HINT}")
+            return ObjectNotFound(f"the IPFS daemon at {self.api} could not find {cid} within {self.timeout:g}s")
         if timed_out:
-            return StoreUnavailable(
-                f"the IPFS daemon at {self.api} did not answer {what} within {self.timeout:g}s"
-            )
+            return StoreUnavailable(f"the IPFS daemon at {self.api} did not answer {what} within {self.timeout:g}s")
         return StorageError(f"the IPFS daemon at {self.api} refused {what}: {message}")
 
     def _alive(self) -> bool:

@@ -137,8 +137,7 @@ class LocalStore:
         actual = cid_of(data)
         if actual != cid:
             raise IntegrityError(
-                f"object {cid} in {self.root} is damaged: its {len(data):,} bytes hash to {actual}; "
-                "delete it and fetch it again"
+                f"object {cid} in {self.root} is damaged: its {len(data):,} bytes hash to {actual}; delete it and fetch it again"
             )
         return data
 

@@ -476,9 +476,7 @@ class _Folder:
 
     def _Allocated(self, e: LedgerEvent) -> None:
         a = e.args
-        self.l.mints.append(
-            Mint(a["member"], a["epoch"], bytes(a["ref"]), a["minted"], a["minted"], e.block, e.tx_index, self.member_cap)
-        )
+        self.l.mints.append(Mint(a["member"], a["epoch"], bytes(a["ref"]), a["minted"], a["minted"], e.block, e.tx_index, self.member_cap))
 
     def _Transfer(self, e: LedgerEvent) -> None:
         a = e.args
@@ -491,8 +489,14 @@ class _Folder:
     def _ProposalCreated(self, e: LedgerEvent) -> None:
         a = e.args
         self.l.proposals[a["proposalId"]] = Proposal(
-            a["proposalId"], a["proposer"], tuple(a["targets"]), tuple(bytes(c) for c in a["calldatas"]),
-            a["description"], a["voteStart"], a["voteEnd"], e.block,
+            a["proposalId"],
+            a["proposer"],
+            tuple(a["targets"]),
+            tuple(bytes(c) for c in a["calldatas"]),
+            a["description"],
+            a["voteStart"],
+            a["voteEnd"],
+            e.block,
         )
 
     def _VoteCast(self, e: LedgerEvent) -> None:

@@ -94,9 +94,7 @@ def submitter_reward(rules: RewardRules, score: int) -> int:
     return rules.submit_reward * score // rules.reward_bound
 
 
-def decide_round(
-    rules: RewardRules, submitters: Sequence[str], ballots: Mapping[str, Sequence[Vote]]
-) -> RoundOutcome:
+def decide_round(rules: RewardRules, submitters: Sequence[str], ballots: Mapping[str, Sequence[Vote]]) -> RoundOutcome:
     """Decide every update of a round and compute the members' entitlements, as ``finalize`` does.
 
     Parameters

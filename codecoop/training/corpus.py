@@ -86,7 +86,9 @@ def _clone(url: str) -> Path:
     def build(out: Path) -> None:
         proc = subprocess.run(
             ["git", "clone", "--depth", "1", "--quiet", url, str(out / "repo")],
-            capture_output=True, text=True, timeout=600,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if proc.returncode != 0:
             raise TrainingError(f"git clone {url} failed: {proc.stderr.strip()}")
@@ -98,9 +100,7 @@ def _git_files(root: Path) -> list[Path] | None:
     """Tracked files of a git work tree (so ignored build output is left out), or None if not one."""
     if not (root / ".git").exists():
         return None
-    proc = subprocess.run(
-        ["git", "-C", str(root), "ls-files", "-z", "--cached"], capture_output=True, timeout=120
-    )
+    proc = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached"], capture_output=True, timeout=120)
     if proc.returncode != 0:
         return None
     return [root / p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
@@ -116,10 +116,7 @@ def collect_files(source: str | Path, extensions: Sequence[str] = (".py",)) -> l
     tracked = _git_files(root)
     candidates = tracked if tracked is not None else root.rglob("*")
     skip = {".git", "__pycache__", ".venv", "node_modules", ".tox"}
-    return sorted(
-        p for p in candidates
-        if p.suffix in extensions and p.is_file() and not skip.intersection(p.relative_to(root).parts)
-    )
+    return sorted(p for p in candidates if p.suffix in extensions and p.is_file() and not skip.intersection(p.relative_to(root).parts))
 
 
 def repository_of(path: Path, root: Path | None = None) -> str:

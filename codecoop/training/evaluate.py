@@ -107,9 +107,7 @@ class BlockScorer:
                 logits = self._model(input_ids=batch).logits
             logits = logits[:, :-1].float()
             target = batch[:, 1:]
-            per_token = torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none"
-            )
+            per_token = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none")
             out.append(per_token.view(target.shape).double().mean(dim=1).cpu())
         return torch.cat(out).numpy() if out else np.zeros(0)
 

@@ -244,19 +244,21 @@ def pass_at_k(
     """
     from codecoop.training.evaluate import generate
 
-    chosen = (
-        humaneval_problems(limit=problems)
-        if problems is None or isinstance(problems, int)
-        else humaneval_problems(task_ids=problems)
-    )
+    chosen = humaneval_problems(limit=problems) if problems is None or isinstance(problems, int) else humaneval_problems(task_ids=problems)
     if any(kk > n for kk in k):
         raise TrainingError(f"pass@k with k={max(k)} needs n >= {max(k)} samples per problem")
     jobs: list[tuple[Problem, str]] = []
     for i, problem in enumerate(chosen):
         for completion in generate(
-            base, problem.prompt, adapter,
-            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-            num_samples=n, stop=STOP_SEQUENCES, seed=seed + i,
+            base,
+            problem.prompt,
+            adapter,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            num_samples=n,
+            stop=STOP_SEQUENCES,
+            seed=seed + i,
         ):
             jobs.append((problem, completion))
     with ThreadPoolExecutor(max_workers=workers) as pool:

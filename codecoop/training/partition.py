@@ -127,9 +127,7 @@ def _by_repository(paths: list[Path], n: int, base: Path, seed: int) -> list[lis
     return parts
 
 
-def _label_imbalanced(
-    paths: list[Path], n: int, key: Callable[[Path], str], alpha: float, rng: np.random.Generator
-) -> list[list[Path]]:
+def _label_imbalanced(paths: list[Path], n: int, key: Callable[[Path], str], alpha: float, rng: np.random.Generator) -> list[list[Path]]:
     groups: dict[str, list[Path]] = defaultdict(list)
     for p in paths:
         groups[key(p)].append(p)

@@ -77,9 +77,7 @@ def _train_tokenizer(texts: list[str]) -> Any:
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token=_EOS, eos_token=_EOS, pad_token=_EOS, model_max_length=1024
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=_EOS, eos_token=_EOS, pad_token=_EOS, model_max_length=1024)
 
 
 def build_tiny(out: Path, seed: int = 0, log: bool = True) -> None:
@@ -151,4 +149,6 @@ def build_tiny(out: Path, seed: int = 0, log: bool = True) -> None:
     }
     (out / "build.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     if log:
-        print(f"codecoop: built tiny model in {info['build_seconds']} s (loss {info['first_loss']} -> {info['last_loss']})", file=sys.stderr)
+        print(
+            f"codecoop: built tiny model in {info['build_seconds']} s (loss {info['first_loss']} -> {info['last_loss']})", file=sys.stderr
+        )

@@ -17,9 +17,7 @@ SHAPES = {
 BIG = {"layers.2.o_proj.lora_A.weight": (8, 4500)}
 
 
-def make_updates(
-    n: int, seed: int = 0, *, big: bool = False, dtype: torch.dtype = torch.float32, spread: float = 1.0
-) -> list[Update]:
+def make_updates(n: int, seed: int = 0, *, big: bool = False, dtype: torch.dtype = torch.float32, spread: float = 1.0) -> list[Update]:
     """``n`` updates with random tensors, random sample counts and CIDs that do not sort by index."""
     g = torch.Generator().manual_seed(seed)
     shapes = SHAPES | (BIG if big else {})

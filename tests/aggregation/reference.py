@@ -68,9 +68,7 @@ def krum_select(updates: list[Update], f: int, m: int) -> list[str]:
     return [ups[i].cid for i in order[:m]]
 
 
-def fedopt(
-    kind: str, rounds: list[list[Update]], base: Arrays, eta: float, beta_1: float, beta_2: float, tau: float
-) -> list[Arrays]:
+def fedopt(kind: str, rounds: list[list[Update]], base: Arrays, eta: float, beta_1: float, beta_2: float, tau: float) -> list[Arrays]:
     """Several rounds of a server optimiser, each from the previous round's result."""
     m = {k: np.zeros_like(v) for k, v in base.items()}
     v = {k: np.zeros_like(x) for k, x in base.items()}

@@ -35,9 +35,7 @@ def test_output_bytes_do_not_depend_on_input_order(name: str) -> None:
 
 def test_output_bytes_are_identical_across_processes_and_thread_counts() -> None:
     runs = [
-        subprocess.run(
-            [sys.executable, str(PROBE), str(seed), str(threads)], capture_output=True, text=True, check=True, timeout=120
-        )
+        subprocess.run([sys.executable, str(PROBE), str(seed), str(threads)], capture_output=True, text=True, check=True, timeout=120)
         for seed, threads in ((1, 1), (2, 2))
     ]
     first, second = (json.loads(r.stdout) for r in runs)

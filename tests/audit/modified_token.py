@@ -29,9 +29,7 @@ def uncapped_token() -> Artifact:
     }
     out = solcx.compile_standard(request, solc_binary=solc_launcher(), base_path=str(root), allow_paths=[str(root)])
     c = out["contracts"]["tests/UncappedToken.sol"]["UncappedToken"]
-    return Artifact(
-        "UncappedToken", c["abi"], "0x" + c["evm"]["bytecode"]["object"], len(c["evm"]["deployedBytecode"]["object"]) // 2
-    )
+    return Artifact("UncappedToken", c["abi"], "0x" + c["evm"]["bytecode"]["object"], len(c["evm"]["deployedBytecode"]["object"]) // 2)
 
 
 def federation_with_uncapped_token(monkeypatch: pytest.MonkeyPatch, n: int, params: FederationParams) -> DevFederation:

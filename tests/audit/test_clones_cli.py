@@ -64,6 +64,17 @@ def test_comparing_sets_made_under_different_keys_fails_with_a_clear_message(tmp
 
 
 def test_publishing_without_a_key_file_is_refused(tmp_path, capsys):
-    code = main(["audit", "clones", "--key-file", str(tmp_path / "missing.key"), "--data", str(_org(tmp_path, "acme", 7, False)), "--out", str(tmp_path / "a.json")])
+    code = main(
+        [
+            "audit",
+            "clones",
+            "--key-file",
+            str(tmp_path / "missing.key"),
+            "--data",
+            str(_org(tmp_path, "acme", 7, False)),
+            "--out",
+            str(tmp_path / "a.json"),
+        ]
+    )
     assert code == 1 and "does not exist" in _flat(capsys.readouterr().err)
     assert not (tmp_path / "a.json").exists()

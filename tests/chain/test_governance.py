@@ -12,7 +12,10 @@ from codecoop.chain.deployment import raw_cid
 
 def test_a_parameter_change_passes_through_the_governor_and_the_timelock(fed):
     rounds = fed.deployment.rounds
-    calls = [(rounds.address, rounds.encode("setQuorum", 7500)), (rounds.address, rounds.encode("setAggregationStrategy", "fedtrimmedavg:beta=0.2"))]
+    calls = [
+        (rounds.address, rounds.encode("setQuorum", 7500)),
+        (rounds.address, rounds.encode("setAggregationStrategy", "fedtrimmedavg:beta=0.2")),
+    ]
     proposal = fed.pass_proposal(calls, "Raise the quorum to 75% and trim outliers")
     assert fed.deployment.governor.state(proposal) is ProposalState.EXECUTED
     assert rounds.params().quorum_bps == 7500
@@ -93,7 +96,11 @@ def test_a_release_that_breaks_the_registry_rules_fails_at_execution_with_the_na
 
 def test_out_of_range_parameters_are_refused_even_through_governance(fed):
     rounds = fed.deployment.rounds
-    for fn, args, name in [("setQuorum", (0,), "quorumBps"), ("setWindows", (0, 1, 1, 1), "windows"), ("setMaxUpdates", (113,), "maxUpdates")]:
+    for fn, args, name in [
+        ("setQuorum", (0,), "quorumBps"),
+        ("setWindows", (0, 1, 1, 1), "windows"),
+        ("setMaxUpdates", (113,), "maxUpdates"),
+    ]:
         with pytest.raises(reverts.InvalidParameter) as e:
             fed.pass_proposal([(rounds.address, rounds.encode(fn, *args))], f"bad {name}")
         assert name in str(e.value)

@@ -171,9 +171,7 @@ def test_zero_samples_and_malformed_cids_are_refused(fed):
     bad = bytearray(cid_to_bytes(cid("x")))
     bad[2] = 0x13  # sha2-512 code with a 32-byte length: not a sha2-256 CID
     with pytest.raises(reverts.InvalidCid):
-        fed.chain.transact(
-            fed.deployment.rounds.contract.functions.submitUpdate(r, bytes(bad), 1, b""), fed.members[0]
-        )
+        fed.chain.transact(fed.deployment.rounds.contract.functions.submitUpdate(r, bytes(bad), 1, b""), fed.members[0])
 
 
 def test_opening_a_round_while_the_previous_one_runs_reverts(fed):

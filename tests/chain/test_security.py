@@ -81,7 +81,11 @@ def attackers() -> dict[str, Artifact]:
         request = {"language": "Solidity", "sources": {"tests/Attackers.sol": {"content": ATTACKERS.read_text()}}, "settings": SETTINGS}
         out = solcx.compile_standard(request, solc_binary=solc_launcher(), base_path=str(root), allow_paths=[str(root)])
         data = {
-            name: {"abi": c["abi"], "bytecode": "0x" + c["evm"]["bytecode"]["object"], "deployed_size": len(c["evm"]["deployedBytecode"]["object"]) // 2}
+            name: {
+                "abi": c["abi"],
+                "bytecode": "0x" + c["evm"]["bytecode"]["object"],
+                "deployed_size": len(c["evm"]["deployedBytecode"]["object"]) // 2,
+            }
             for name, c in out["contracts"]["tests/Attackers.sol"].items()
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -294,7 +298,9 @@ MATRIX: dict[str, dict[str, Entry]] = {
     },
     "MemberRegistry": {
         "join(string,string[],bytes)": only(
-            ("outsider", "minter", "registry", "timelock", "governor", "admin"), "AlreadyMember", args=lambda w, c: ("12D3KooWjoin", [], b"")
+            ("outsider", "minter", "registry", "timelock", "governor", "admin"),
+            "AlreadyMember",
+            args=lambda w, c: ("12D3KooWjoin", [], b""),
         ),
         "updateEndpoint(string,string[])": only(("member", "suspended"), "NotMember", args=lambda w, c: ("12D3KooWmoved", [])),
         "approve(address)": governance(lambda w, c: (w.applicant.address,)),
@@ -312,7 +318,9 @@ MATRIX: dict[str, dict[str, Entry]] = {
         ),
         "commitVotes(uint256,bytes32)": only(("member",), "NotActiveMember", "commit", lambda w, c: (w.round2, b"\x07" * 32)),
         "revealVotes(uint256,uint16[],bool[],int64[],bytes32)": only(
-            ("member",), "NotActiveMember", "reveal",
+            ("member",),
+            "NotActiveMember",
+            "reveal",
             lambda w, c: (w.round2, list(w.ballot.update_ids), list(w.ballot.approve), list(w.ballot.loss_delta), w.ballot.salt),
         ),
         "finalize(uint256)": everyone(OK, "finalizable", lambda w, c: (w.round2,)),
@@ -337,9 +345,13 @@ MATRIX: dict[str, dict[str, Entry]] = {
         "renounceOwnership()": governance(),
     },
     "CoopTimelock": {
-        "schedule(address,uint256,bytes,bytes32,bytes32,uint256)": only(("governor",), "AccessControlUnauthorizedAccount", args=_schedule_args),
+        "schedule(address,uint256,bytes,bytes32,bytes32,uint256)": only(
+            ("governor",), "AccessControlUnauthorizedAccount", args=_schedule_args
+        ),
         "scheduleBatch(address[],uint256[],bytes[],bytes32,bytes32,uint256)": only(
-            ("governor",), "AccessControlUnauthorizedAccount", args=lambda w, c: tuple([x] for x in _schedule_args(w, c)[:3]) + _schedule_args(w, c)[3:]
+            ("governor",),
+            "AccessControlUnauthorizedAccount",
+            args=lambda w, c: tuple([x] for x in _schedule_args(w, c)[:3]) + _schedule_args(w, c)[3:],
         ),
         "cancel(bytes32)": only(("governor",), "AccessControlUnauthorizedAccount", "ready", lambda w, c: (w.operation[0],)),
         # Execution is open to anyone (executor role granted to the zero address); the operation's state is the gate.
@@ -378,7 +390,9 @@ MATRIX: dict[str, dict[str, Entry]] = {
         "execute(address[],uint256[],bytes[],bytes32)": everyone(OK, "ready", _proposal_args),
         # Only the proposer, and only before voting starts.
         "cancel(address[],uint256[],bytes[],bytes32)": only(("member",), "GovernorUnableToCancel", "pending", _proposal_args),
-        "relay(address,uint256,bytes)": governor_only(lambda w, c: (w.fed.deployment.token.address, 0, w.fed.deployment.token.encode("name"))),
+        "relay(address,uint256,bytes)": governor_only(
+            lambda w, c: (w.fed.deployment.token.address, 0, w.fed.deployment.token.encode("name"))
+        ),
         "setVotingDelay(uint48)": governor_only(lambda w, c: (PARAMS.voting_delay,)),
         "setVotingPeriod(uint32)": governor_only(lambda w, c: (PARAMS.voting_period,)),
         "setProposalThreshold(uint256)": governor_only(lambda w, c: (0,)),
@@ -387,14 +401,23 @@ MATRIX: dict[str, dict[str, Entry]] = {
         "updateTimelock(address)": governor_only(lambda w, c: (w.fed.deployment.timelock.address,)),
         # With a timelock as executor the governor holds no funds or tokens: deposits are refused.
         "onERC721Received(address,address,uint256,bytes)": everyone("GovernorDisabledDeposit", args=lambda w, c: (c, c, 1, b"")),
-        "onERC1155Received(address,address,uint256,uint256,bytes)": everyone("GovernorDisabledDeposit", args=lambda w, c: (c, c, 1, 1, b"")),
+        "onERC1155Received(address,address,uint256,uint256,bytes)": everyone(
+            "GovernorDisabledDeposit", args=lambda w, c: (c, c, 1, 1, b"")
+        ),
         "onERC1155BatchReceived(address,address,uint256[],uint256[],bytes)": everyone(
             "GovernorDisabledDeposit", args=lambda w, c: (c, c, [1], [1], b"")
         ),
         "receive()": everyone("GovernorDisabledDeposit"),
     },
 }
-CLIENTS = {"ContributionToken": "token", "MemberRegistry": "members", "RoundManager": "rounds", "ModelRegistry": "models", "CoopTimelock": "timelock", "CoopGovernor": "governor"}
+CLIENTS = {
+    "ContributionToken": "token",
+    "MemberRegistry": "members",
+    "RoundManager": "rounds",
+    "ModelRegistry": "models",
+    "CoopTimelock": "timelock",
+    "CoopGovernor": "governor",
+}
 
 
 def state_changing(abi: list) -> set[str]:
@@ -495,7 +518,10 @@ def test_everything_the_matrix_allows_the_timelock_runs_in_one_passed_proposal(w
     assert [e.args["proposalId"] for e in executed][-1] == proposal
     assert d.models.version_by_tag("matrix").id == 1
     assert [e.args["member"] for e in d.members.events("StatusChanged")][-4:] == [
-        world.applicant.address, world.fed.members[1].address, world.suspended.address, world.fed.members[2].address
+        world.applicant.address,
+        world.fed.members[1].address,
+        world.suspended.address,
+        world.fed.members[2].address,
     ]
     for client in (d.token, d.members, d.rounds, d.models):
         assert client._call("owner") == "0x" + "00" * 20  # renounced last, by governance only
@@ -713,7 +739,11 @@ def test_a_proposal_target_that_re_enters_gains_none_of_the_timelocks_powers(fed
         (d.token, d.token.encode("mintAllocation", attacker.address, 0, 10**24, ZERO32), "UnauthorizedMinter"),
         (d.members, d.members.encode("suspend", fed.members[0].address), "OwnableUnauthorizedAccount"),
         (d.timelock, d.timelock.encode("updateDelay", 0), "TimelockUnauthorizedCaller"),
-        (d.timelock, d.timelock.encode("schedule", d.rounds.address, 0, d.rounds.encode("setQuorum", 1), ZERO32, ZERO32, 1), "AccessControlUnauthorizedAccount"),
+        (
+            d.timelock,
+            d.timelock.encode("schedule", d.rounds.address, 0, d.rounds.encode("setQuorum", 1), ZERO32, ZERO32, 1),
+            "AccessControlUnauthorizedAccount",
+        ),
     ]
     chain.transact(attacker.functions.arm([c.address for c, _, _ in attempts], [data for _, data, _ in attempts]), fed.members[0])
     proposal = fed.pass_proposal(calls, description)
@@ -783,10 +813,14 @@ def test_rewards_and_caps_at_their_uint96_limits_neither_overflow_nor_pass_a_cap
     assert [c.amount for c in claims] == [4 * top] * 4 and [c.minted for c in claims] == [top] * 4
     assert fed.deployment.token.total_supply() == 4 * top
     with pytest.raises(reverts.SafeCastOverflowedUintDowncast):
-        fed.pass_proposal([(fed.deployment.token.address, fed.deployment.token.encode("setMemberEpochCap", top + 1))], "member cap past uint96")
+        fed.pass_proposal(
+            [(fed.deployment.token.address, fed.deployment.token.encode("setMemberEpochCap", top + 1))], "member cap past uint96"
+        )
     for args, name in [((top + 1, 0, 1), "rewards"), ((0, top + 1, 1), "rewards"), ((1, 1, 2**40 + 1), "rewardBound")]:
         with pytest.raises(reverts.InvalidParameter) as e:
-            fed.pass_proposal([(fed.deployment.rounds.address, fed.deployment.rounds.encode("setRewards", *args))], f"past the limit {args}")
+            fed.pass_proposal(
+                [(fed.deployment.rounds.address, fed.deployment.rounds.encode("setRewards", *args))], f"past the limit {args}"
+            )
         assert e.value.error_args == (name,)
 
 

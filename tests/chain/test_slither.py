@@ -17,7 +17,10 @@ def test_slither_reports_no_high_or_medium_findings(tmp_path):
     out = tmp_path / "slither.json"
     proc = subprocess.run(
         ["bash", str(ROOT / "scripts" / "slither.sh"), "--json", str(out)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
     )
     assert out.exists(), f"slither did not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     report = json.loads(out.read_text())

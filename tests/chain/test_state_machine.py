@@ -89,7 +89,9 @@ class Protocol(RuleBasedStateMachine):
         m = self.members[i % len(self.members)]
         self.attempt(
             lambda: self.deployment.rounds.submit_update(m, r, raw_cid(f"{r}-{m.address}".encode()), n),
-            "AlreadySubmitted", "WrongPhase", "UnknownRound",
+            "AlreadySubmitted",
+            "WrongPhase",
+            "UnknownRound",
         )
 
     @rule(i=st.integers(0, 2))
@@ -112,7 +114,10 @@ class Protocol(RuleBasedStateMachine):
         # mostly approvals, so that updates get accepted and rewards minted
         votes = {u: (data.draw(st.integers(0, 4)) > 0, data.draw(st.integers(-bound, 3 * bound))) for u in ids}
         ballot = Ballot.of(votes)
-        if self.attempt(lambda: self.deployment.rounds.commit_votes(m, r, ballot), "AlreadyCommitted", "WrongPhase", "UnknownRound") is not None:
+        if (
+            self.attempt(lambda: self.deployment.rounds.commit_votes(m, r, ballot), "AlreadyCommitted", "WrongPhase", "UnknownRound")
+            is not None
+        ):
             self.ballots[(r, m.address)] = ballot
 
     @rule(i=st.integers(0, 5))
@@ -122,9 +127,7 @@ class Protocol(RuleBasedStateMachine):
         ballot = self.ballots.get((r, m.address))
         if ballot is None:
             return
-        result = self.attempt(
-            lambda: self.deployment.rounds.reveal_votes(m, r, ballot), "AlreadyRevealed", "WrongPhase", "SelfVote"
-        )
+        result = self.attempt(lambda: self.deployment.rounds.reveal_votes(m, r, ballot), "AlreadyRevealed", "WrongPhase", "SelfVote")
         if result is not None:
             with pytest.raises(reverts.AlreadyRevealed):
                 self.deployment.rounds.reveal_votes(m, r, ballot)
@@ -140,7 +143,11 @@ class Protocol(RuleBasedStateMachine):
         cid = raw_cid(f"agg {r} {'good' if honest else 'bad'}".encode())
         self.attempt(
             lambda: self.deployment.rounds.confirm_aggregate(self.members[i % len(self.members)], r, cid),
-            "WrongPhase", "NotEligible", "AlreadyConfirmed", "AggregateMismatch", "UnknownRound",
+            "WrongPhase",
+            "NotEligible",
+            "AlreadyConfirmed",
+            "AggregateMismatch",
+            "UnknownRound",
         )
 
     @rule(i=st.integers(0, 5), back=st.integers(0, 2))
@@ -151,7 +158,9 @@ class Protocol(RuleBasedStateMachine):
             return
         self.attempt(
             lambda: self.deployment.rounds.claim(self.members[i % len(self.members)], target),
-            "WrongPhase", "AlreadyClaimed", "NothingToClaim",
+            "WrongPhase",
+            "AlreadyClaimed",
+            "NothingToClaim",
         )
 
     @rule(n=st.integers(1, 8))
@@ -217,8 +226,14 @@ class Protocol(RuleBasedStateMachine):
         seen = getattr(self, "_seen", None)
         if seen is None:
             seen = self._seen = {
-                "from": self.deployment.record.block, "epoch": defaultdict(int), "member": defaultdict(int),
-                "reserved": defaultdict(int), "mints": 0, "allocated": 0, "submitter": {}, "revealed": set(),
+                "from": self.deployment.record.block,
+                "epoch": defaultdict(int),
+                "member": defaultdict(int),
+                "reserved": defaultdict(int),
+                "mints": 0,
+                "allocated": 0,
+                "submitter": {},
+                "revealed": set(),
             }
         head = self.chain.block_number
         start = seen["from"]
@@ -252,7 +267,5 @@ class Protocol(RuleBasedStateMachine):
         assert rounds.params().quorum_bps == PARAMS.quorum_bps
 
 
-Protocol.TestCase.settings = settings(
-    max_examples=10, stateful_step_count=50, deadline=None, suppress_health_check=list(HealthCheck)
-)
+Protocol.TestCase.settings = settings(max_examples=10, stateful_step_count=50, deadline=None, suppress_health_check=list(HealthCheck))
 test_protocol_invariants_hold_under_random_sequences = pytest.mark.slow(Protocol.TestCase)

@@ -96,8 +96,14 @@ def test_the_timelock_owns_everything_and_the_deployer_keeps_no_role(fed):
 
 def _capped(cap_total: int, cap_member: int) -> DevFederation:
     params = FederationParams(
-        submit_window=20, commit_window=15, reveal_window=15, confirm_window=15, epoch_length=10_000,
-        epoch_cap=cap_total, member_epoch_cap=cap_member, welcome_grant=0,
+        submit_window=20,
+        commit_window=15,
+        reveal_window=15,
+        confirm_window=15,
+        epoch_length=10_000,
+        epoch_cap=cap_total,
+        member_epoch_cap=cap_member,
+        welcome_grant=0,
     )
     return DevFederation.create(4, params)
 

@@ -111,7 +111,9 @@ def lora_tensors(draw: st.DrawFn, expected: dict[str, tuple[int, ...]]) -> dict[
         shape = expected.get(name, (2, 2))
         if draw(st.integers(0, 5)) == 0:
             shape = tuple(draw(st.lists(st.integers(0, 9), max_size=3)))
-        dtype = draw(st.sampled_from([torch.float32] * 4 + [torch.float16, torch.bfloat16, torch.float64, torch.int32, torch.uint8, torch.bool]))
+        dtype = draw(
+            st.sampled_from([torch.float32] * 4 + [torch.float16, torch.bfloat16, torch.float64, torch.int32, torch.uint8, torch.bool])
+        )
         t = torch.zeros(shape, dtype=dtype)
         if t.numel() and dtype.is_floating_point and draw(st.integers(0, 5)) == 0:
             t.view(-1)[draw(st.integers(0, t.numel() - 1))] = draw(st.sampled_from([float("nan"), float("inf"), float("-inf")]))

@@ -102,7 +102,11 @@ def test_parsed_documents_with_wrong_types_and_unknown_keys_give_ConfigError(doc
 
 
 @bounded(MEDIUM)
-@given(st.lists(st.text(max_size=40) | st.builds(lambda s, k, v: f"{s}.{k}={v}", SECTIONS, st.text(max_size=8), st.text(max_size=20)), max_size=3))
+@given(
+    st.lists(
+        st.text(max_size=40) | st.builds(lambda s, k, v: f"{s}.{k}={v}", SECTIONS, st.text(max_size=8), st.text(max_size=20)), max_size=3
+    )
+)
 def test_random_overrides_give_a_valid_config_or_ConfigError(overrides: list[str]) -> None:
     try:
         check_loaded(parse_config({}, root=Path("/tmp"), overrides=overrides))

@@ -55,7 +55,9 @@ def tensors(draw: st.DrawFn) -> dict[str, torch.Tensor]:
         n = 1
         for d in shape:
             n *= d
-        raw = draw(st.binary(min_size=n * torch.empty((), dtype=dtype).element_size(), max_size=n * torch.empty((), dtype=dtype).element_size()))
+        raw = draw(
+            st.binary(min_size=n * torch.empty((), dtype=dtype).element_size(), max_size=n * torch.empty((), dtype=dtype).element_size())
+        )
         t = torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(dtype).reshape(shape) if raw else torch.empty(shape, dtype=dtype)
         if dtype.is_floating_point and t.numel():
             t.view(-1)[0] = draw(st.sampled_from([float("nan"), float("inf"), float("-inf"), 0.0]))
@@ -90,7 +92,10 @@ def test_header_text_garbage_gives_a_typed_refusal(text: str, body: bytes) -> No
 
 
 @bounded(LARGE)
-@given(st.dictionaries(st.text(max_size=6), st.fixed_dictionaries({"dtype": TAGS, "shape": SHAPES, "data_offsets": OFFSETS}), max_size=3), st.binary(max_size=96))
+@given(
+    st.dictionaries(st.text(max_size=6), st.fixed_dictionaries({"dtype": TAGS, "shape": SHAPES, "data_offsets": OFFSETS}), max_size=3),
+    st.binary(max_size=96),
+)
 def test_entries_with_wrong_dtypes_shapes_and_offsets_are_refused_with_TensorFormatError(header: dict, body: bytes) -> None:
     result = parse(framed(json.dumps(header).encode(), body))
     if result is not None:  # whatever parsed must describe the body exactly

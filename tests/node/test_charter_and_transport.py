@@ -18,9 +18,15 @@ def _node(deployment, weights_hash: str, tmp_path) -> Node:
     chain = deployment.chain
     store = LocalStore(tmp_path / "store")
     return Node(
-        name="org", account=chain.new_account(), deployment=deployment, store=store,
-        transport=InProcessNetwork().attach("0x0", store), base=SimpleNamespace(model_id="tiny", weights_hash=weights_hash),
-        corpus=None, settings=NodeSettings(train=None), journal=Journal(tmp_path / "j.json", deployment="x"),
+        name="org",
+        account=chain.new_account(),
+        deployment=deployment,
+        store=store,
+        transport=InProcessNetwork().attach("0x0", store),
+        base=SimpleNamespace(model_id="tiny", weights_hash=weights_hash),
+        corpus=None,
+        settings=NodeSettings(train=None),
+        journal=Journal(tmp_path / "j.json", deployment="x"),
     )
 
 

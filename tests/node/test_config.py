@@ -14,9 +14,16 @@ def _template(tmp_path: Path) -> Path:
     path = tmp_path / "node.toml"
     path.write_text(
         render_template(
-            config_name="node.toml", chain="http://127.0.0.1:8545", deployment="fed.json", store="embedded",
-            listen="/ip4/127.0.0.1/tcp/4001", keystore="key.json", password_line='password_env = "PW"',
-            code='"src"', folder="data", model="tiny",
+            config_name="node.toml",
+            chain="http://127.0.0.1:8545",
+            deployment="fed.json",
+            store="embedded",
+            listen="/ip4/127.0.0.1/tcp/4001",
+            keystore="key.json",
+            password_line='password_env = "PW"',
+            code='"src"',
+            folder="data",
+            model="tiny",
         )
     )
     return path

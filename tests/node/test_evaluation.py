@@ -79,7 +79,9 @@ def test_the_block_order_is_a_fixed_permutation() -> None:
     assert order.tolist() == block_order(16).tolist()
 
 
-@pytest.mark.parametrize(("kwargs", "key"), [({"z": -1}, "early_stop_z"), ({"z": math.inf}, "early_stop_z"), ({"min_blocks": 1}, "min_blocks")])
+@pytest.mark.parametrize(
+    ("kwargs", "key"), [({"z": -1}, "early_stop_z"), ({"z": math.inf}, "early_stop_z"), ({"min_blocks": 1}, "min_blocks")]
+)
 def test_bad_settings_name_the_key(kwargs: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         SequentialTest(**kwargs)

@@ -58,8 +58,9 @@ def test_a_view_call_to_an_address_without_a_contract_is_contract_missing():
     from codecoop.chain import connect
 
     chain = connect("embedded")
-    abi = [{"type": "function", "name": "currentRound", "inputs": [], "outputs": [{"type": "uint256", "name": ""}],
-            "stateMutability": "view"}]
+    abi = [
+        {"type": "function", "name": "currentRound", "inputs": [], "outputs": [{"type": "uint256", "name": ""}], "stateMutability": "view"}
+    ]
     contract = chain.w3.eth.contract(address="0x" + "11" * 20, abi=abi)
     with pytest.raises(ContractMissing, match="chain was reset"):
         chain.call(contract.functions.currentRound())
@@ -108,11 +109,21 @@ def _config(tmp_path: Path, port_offset: int, **kw):
     from codecoop.sim.devnet import DevnetConfig
 
     defaults = dict(
-        orgs=4, rounds=1, steps=4, workdir=str(tmp_path), chain_port=8600 + port_offset, ipfs_port=5200 + port_offset,
+        orgs=4,
+        rounds=1,
+        steps=4,
+        workdir=str(tmp_path),
+        chain_port=8600 + port_offset,
+        ipfs_port=5200 + port_offset,
         # generous windows (a killed node restarts within them, on a loaded machine too); wait_round(expect=...)
         # ends each early once every member expected has acted in it
-        p2p_port=4400 + 10 * port_offset, submit_window=400, commit_window=300, reveal_window=300, confirm_window=400,
-        timeout_s=1800.0, poll_interval=1.0,
+        p2p_port=4400 + 10 * port_offset,
+        submit_window=400,
+        commit_window=300,
+        reveal_window=300,
+        confirm_window=400,
+        timeout_s=1800.0,
+        poll_interval=1.0,
     )
     return DevnetConfig(**{**defaults, **kw})
 
@@ -141,16 +152,20 @@ def test_nodes_killed_mid_train_publish_vote_and_confirm_finish_the_round_with_o
             for i, proc in list(net.nodes.items()):
                 if proc.poll() is None:
                     continue
-                assert i in KILLS and proc.returncode == -signal.SIGKILL, f"org-{i} exited with {proc.returncode}:\n{net.node_log(i)[-3000:]}"
+                assert i in KILLS and proc.returncode == -signal.SIGKILL, (
+                    f"org-{i} exited with {proc.returncode}:\n{net.node_log(i)[-3000:]}"
+                )
                 died[i].append(KILLS[i][len(died[i])])
-                left = KILLS[i][len(died[i]):]
+                left = KILLS[i][len(died[i]) :]
                 net.start_node(i, env={ENV: left[0]} if left else None, overrides=EVERYONE_SUBMITS)
 
         info = net.wait_round(r, expect=cfg.orgs, on_poll=restart_the_dead)
         assert died == KILLS, f"kill points reached: {died}"
         assert info.phase is Phase.COMPLETED and info.update_count == cfg.orgs
         for i, account in enumerate(net.accounts):
-            assert _actions(net.deployment, account.address, r) == {"submitted": 1, "committed": 1, "revealed": 1, "confirmed": 1}, f"org-{i}"
+            assert _actions(net.deployment, account.address, r) == {"submitted": 1, "committed": 1, "revealed": 1, "confirmed": 1}, (
+                f"org-{i}"
+            )
             log = _log(net, i)
             for point in KILLS.get(i, []):
                 assert f"crash point {point!r} reached" in log
@@ -264,9 +279,7 @@ def two_rounds(tmp_path_factory):
             net.start_node(3, overrides=EVERYONE_SUBMITS)
             r2 = net.open_round()
             out["r2"] = net.wait_round(r2, expect=4)
-            out["actions"] = {
-                (i, r): _actions(net.deployment, a.address, r) for i, a in enumerate(net.accounts) for r in (r1, r2)
-            }
+            out["actions"] = {(i, r): _actions(net.deployment, a.address, r) for i, a in enumerate(net.accounts) for r in (r1, r2)}
             out["journals"] = {i: _journal(net, i) for i in range(cfg.orgs)}
             out["updates"] = {r: net.deployment.rounds.updates(r) for r in (r1, r2)}
             out["addresses"] = [a.address for a in net.accounts]

@@ -24,10 +24,17 @@ def _restart(old: Node, **settings) -> Node:
     """
     m = old.member
     return Node(
-        name=m.name, account=m.account, deployment=m.deployment, store=m.store, transport=m.transport,
-        base=m.base, corpus=m.corpus, settings=dataclasses.replace(m.settings, **settings),
+        name=m.name,
+        account=m.account,
+        deployment=m.deployment,
+        store=m.store,
+        transport=m.transport,
+        base=m.base,
+        corpus=m.corpus,
+        settings=dataclasses.replace(m.settings, **settings),
         journal=Journal(m.journal.path, deployment=m.journal.deployment),
-        on_event=m.on_event, on_train_step=m.on_train_step,
+        on_event=m.on_event,
+        on_train_step=m.on_train_step,
     )
 
 
@@ -45,9 +52,18 @@ def test_a_node_killed_after_every_step_finishes_the_round_with_one_submission_a
             raise Killed(event.kind)
 
     # every node submits and approves whatever the losses say, so the victim has every step to be killed after
-    config = SimConfig(orgs=3, rounds=1, steps=3, eval_blocks=4, max_files_per_org=25, baselines=False,
-                       confirmations=3, min_improvement_micro=-10**9, approve_min_delta_micro=-10**9,
-                       workdir=str(tmp_path))
+    config = SimConfig(
+        orgs=3,
+        rounds=1,
+        steps=3,
+        eval_blocks=4,
+        max_files_per_org=25,
+        baselines=False,
+        confirmations=3,
+        min_improvement_micro=-(10**9),
+        approve_min_delta_micro=-(10**9),
+        workdir=str(tmp_path),
+    )
     sim = Simulation(config, Hooks(on_event=on_event))
     sim.setup()
     # ... and screening lets every update through (a 3-step update can point away from another's), so that

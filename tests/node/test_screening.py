@@ -78,8 +78,11 @@ def test_resubmitting_the_base_cid_is_a_free_ride():
 
 def test_the_base_tensors_or_a_tiny_perturbation_of_them_are_free_rides():
     tiny = tensors(5, 1e-6)
-    cands = [Candidate(0, "cid-same", dict(BASE)), Candidate(1, "cid-tiny", {n: BASE[n] + tiny[n] for n in NAMES}),
-             Candidate(2, "cid-work", update(3))]
+    cands = [
+        Candidate(0, "cid-same", dict(BASE)),
+        Candidate(1, "cid-tiny", {n: BASE[n] + tiny[n] for n in NAMES}),
+        Candidate(2, "cid-work", update(3)),
+    ]
     refused = screen_updates(cands, None, BASE)
     assert set(refused) == {0, 1} and all(isinstance(e, FreeRide) for e in refused.values())
 

@@ -12,8 +12,7 @@ pytestmark = pytest.mark.slow
 
 def test_nodes_below_the_threshold_skip_and_the_round_completes_without_updates():
     events = []
-    config = SimConfig(orgs=3, rounds=1, steps=2, eval_blocks=4, max_files_per_org=20, baselines=False,
-                       min_improvement_micro=10**9)
+    config = SimConfig(orgs=3, rounds=1, steps=2, eval_blocks=4, max_files_per_org=20, baselines=False, min_improvement_micro=10**9)
     sim = Simulation(config, Hooks(on_event=events.append))
     try:
         sim.setup()
@@ -32,8 +31,17 @@ def test_a_dp_node_reports_the_privacy_it_has_spent_over_its_released_updates():
     from codecoop.training.dp import epsilon
 
     events = []
-    config = SimConfig(orgs=2, rounds=2, steps=2, eval_blocks=4, max_files_per_org=20, baselines=False,
-                       min_improvement_micro=-10**12, dp_clip_norm=0.5, dp_noise_multiplier=1.0)
+    config = SimConfig(
+        orgs=2,
+        rounds=2,
+        steps=2,
+        eval_blocks=4,
+        max_files_per_org=20,
+        baselines=False,
+        min_improvement_micro=-(10**12),
+        dp_clip_norm=0.5,
+        dp_noise_multiplier=1.0,
+    )
     sim = Simulation(config, Hooks(on_event=events.append))
     try:
         sim.run()

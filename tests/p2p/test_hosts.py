@@ -131,9 +131,7 @@ def test_a_stale_announcement_is_dropped(hosts: list[P2PHost]) -> None:
     a, b, c = hosts
     for host in hosts:
         _drain(host)
-    old = sign_announcement(
-        c.account, federation=FED, round=4, cid=cid_of(b"old"), peer=c.peer_id, timestamp=int(time.time()) - 3600
-    )
+    old = sign_announcement(c.account, federation=FED, round=4, cid=cid_of(b"old"), peer=c.peer_id, timestamp=int(time.time()) - 3600)
     _inject(c, old.to_bytes())
     _settle(c, hosts)
     assert a.dropped["stale"] >= 1
@@ -162,9 +160,7 @@ def test_an_object_over_the_limit_is_refused_before_its_body(hosts: list[P2PHost
         c.fetch(a.peer_id, cid, max_size=10_000)
 
 
-def test_wrong_bytes_from_a_peer_are_an_integrity_error_and_not_stored(
-    hosts: list[P2PHost], tmp_path: Path
-) -> None:
+def test_wrong_bytes_from_a_peer_are_an_integrity_error_and_not_stored(hosts: list[P2PHost], tmp_path: Path) -> None:
     a, b, _ = hosts
     cid = b.store.put(b"z" * 300_000)
     received = LocalStore(tmp_path / "received")
@@ -215,7 +211,6 @@ def test_calls_on_a_stopped_host_say_so(tmp_path: Path) -> None:
     host = P2PHost(P2PConfig(federation=FED, identity_path=tmp_path / "k"), Account.create())
     with pytest.raises(P2PError, match="not running"):
         host.announce(1, cid_of(b"x"))
-
 
 
 def test_peers_listed_by_the_member_registry_hook_are_dialled(hosts: list[P2PHost], tmp_path: Path) -> None:

@@ -66,8 +66,11 @@ def test_the_template_holds_every_default_it_does_not_fill_in():
 
 
 def test_the_template_comments_every_setting_with_its_help():
-    text = " ".join(line.removeprefix("# ") for line in render_template(
-        config_name="node.toml", password_line='password_env = "PW"').splitlines() if line.startswith("#"))
+    text = " ".join(
+        line.removeprefix("# ")
+        for line in render_template(config_name="node.toml", password_line='password_env = "PW"').splitlines()
+        if line.startswith("#")
+    )
     for section in NODE_SECTIONS:
         for s in section.settings:
             assert s.describe() in text, s.name
@@ -144,7 +147,7 @@ def test_no_default_is_written_where_the_settings_are_used(module, scope):
         if isinstance(tree, ast.ClassDef):  # the fields, not the checks after them
             tree = ast.Module([n for n in tree.body if isinstance(n, ast.AnnAssign)], [])
     for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name in NOT_SETTINGS]:
-        args = fn.args.args[len(fn.args.args) - len(fn.args.defaults):]  # connection options have their own definitions
+        args = fn.args.args[len(fn.args.args) - len(fn.args.defaults) :]  # connection options have their own definitions
         fn.args.defaults = [d for a, d in zip(args, fn.args.defaults) if a.arg not in NOT_SETTINGS[fn.name]]
     defaults = {(type(s.default), s.default): s.name for s in settings() if _distinctive(s.default)}
     for node in ast.walk(tree):

@@ -54,15 +54,29 @@ def test_every_attack_but_the_liar_poisons_its_own_update():
 
 # ---------------------------------------------------------------------- scenarios (slow)
 def _attacked(attack: str):
-    config = SimConfig(orgs=4, rounds=1, steps=8, eval_blocks=8, max_files_per_org=30, baselines=False, byzantine=(f"1:{attack}",),
-                       min_improvement_micro=-10**9)  # every member submits, whatever its training gives
+    config = SimConfig(
+        orgs=4,
+        rounds=1,
+        steps=8,
+        eval_blocks=8,
+        max_files_per_org=30,
+        baselines=False,
+        byzantine=(f"1:{attack}",),
+        min_improvement_micro=-(10**9),
+    )  # every member submits, whatever its training gives
     sim = Simulation(config, Hooks())
     try:
         sim.run()
         outcome = byzantine_outcome(sim)
         attacker = next(iter(outcome.attacks))
-        reasons = [v["reason"] for o in sim.orgs if o.name != attacker
-                   for e in o.node.journal.rounds.values() for v in e.votes.values() if v["submitter"] == sim.orgs[-1].node.address]
+        reasons = [
+            v["reason"]
+            for o in sim.orgs
+            if o.name != attacker
+            for e in o.node.journal.rounds.values()
+            for v in e.votes.values()
+            if v["submitter"] == sim.orgs[-1].node.address
+        ]
         return outcome, reasons
     finally:
         sim.close()

@@ -18,17 +18,32 @@ ORDERS = 2
 
 #: Every setting, two strategies and two orders, without the memorization audit (a few seconds).
 CONFIG = ExperimentConfig(
-    orgs=ORGS, rounds=ROUNDS, steps=STEPS, partitions=("uniform",), strategies=parse_strategies("fedavg,fedprox"),
-    orders=ORDERS, memorization_prompts=0, files=9, shared_files=3, batch_size=2, seq_len=32, eval_blocks=2,
+    orgs=ORGS,
+    rounds=ROUNDS,
+    steps=STEPS,
+    partitions=("uniform",),
+    strategies=parse_strategies("fedavg,fedprox"),
+    orders=ORDERS,
+    memorization_prompts=0,
+    files=9,
+    shared_files=3,
+    batch_size=2,
+    seq_len=32,
+    eval_blocks=2,
 )
 #: The same with the memorization audit of every model (about 40 s here: 33 audits).
 AUDITED = replace(CONFIG, memorization_prompts=2, memorization_tokens=24)
 
 EVERY_ROW = [
-    ("base", ""), ("centralized", ""),
-    ("single", "org-0"), ("single", "org-1"), ("single", "org-2"),
-    ("federated", "fedavg"), ("federated", "fedprox"),
-    ("incremental", "org-0>org-1>org-2"), ("incremental", "org-1>org-2>org-0"),
+    ("base", ""),
+    ("centralized", ""),
+    ("single", "org-0"),
+    ("single", "org-1"),
+    ("single", "org-2"),
+    ("federated", "fedavg"),
+    ("federated", "fedprox"),
+    ("incremental", "org-0>org-1>org-2"),
+    ("incremental", "org-1>org-2>org-0"),
 ]
 
 
@@ -76,8 +91,7 @@ def test_every_model_is_audited_against_each_organisations_own_files(audited):
     for r in result.runs:
         expected = {r.variant} if r.setting == "single" else {"org-0", "org-1", "org-2"}
         assert set(r.memorization) == expected
-        assert all(0.0 <= m.ratio <= 1.0 and m.generated_lines > 0 and m.from_shared <= m.memorized_lines
-                   for m in r.memorization.values())
+        assert all(0.0 <= m.ratio <= 1.0 and m.generated_lines > 0 and m.from_shared <= m.memorized_lines for m in r.memorization.values())
         has_dup = r.setting in ("base", "centralized", "federated", "incremental")
         assert (r.duplicated is not None and r.unique is not None) == has_dup
 
@@ -185,11 +199,37 @@ def test_strategy_parameters_may_contain_commas():
 
 def test_the_cli_runs_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / "cli"
-    code = main([
-        "experiment", "--quick", "--threads", "1", "--settings", "centralized,federated", "--strategies", "fedavg",
-        "--files", "6", "--shared-files", "0", "--memorization-prompts", "1", "--memorization-tokens", "16",
-        "--steps", "1", "--seq-len", "32", "--batch-size", "2", "--eval-blocks", "1", "--no-plots", "--out", str(out),
-    ])
+    code = main(
+        [
+            "experiment",
+            "--quick",
+            "--threads",
+            "1",
+            "--settings",
+            "centralized,federated",
+            "--strategies",
+            "fedavg",
+            "--files",
+            "6",
+            "--shared-files",
+            "0",
+            "--memorization-prompts",
+            "1",
+            "--memorization-tokens",
+            "16",
+            "--steps",
+            "1",
+            "--seq-len",
+            "32",
+            "--batch-size",
+            "2",
+            "--eval-blocks",
+            "1",
+            "--no-plots",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     readme = (out / "README.md").read_text()
     assert "codecoop experiment --model tiny" in readme and "--out " + str(out) in readme

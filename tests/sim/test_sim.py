@@ -17,7 +17,7 @@ EVERY_PHASE = [p.name for p in (Phase.SUBMIT, Phase.COMMIT, Phase.REVEAL, Phase.
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     events = []
-    config = SimConfig(orgs=3, rounds=2, steps=8, eval_blocks=8, max_files_per_org=30, min_improvement_micro=-10**9)
+    config = SimConfig(orgs=3, rounds=2, steps=8, eval_blocks=8, max_files_per_org=30, min_improvement_micro=-(10**9))
     sim = Simulation(config, Hooks(on_event=events.append))
     try:
         report = sim.run()

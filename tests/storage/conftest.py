@@ -26,9 +26,7 @@ def ipfs_api() -> Iterator[str]:
         return
     env = {**os.environ, "IPFS_DEVNET_PORT": os.environ.get("IPFS_DEVNET_PORT", "5091")}
     try:
-        started = subprocess.run(
-            ["bash", str(SCRIPT), "start"], capture_output=True, text=True, env=env, timeout=600
-        )
+        started = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, env=env, timeout=600)
         if started.returncode != 0:
             pytest.fail(f"scripts/ipfs-devnet.sh start failed:\n{started.stderr}")
         yield started.stdout.strip().splitlines()[-1]

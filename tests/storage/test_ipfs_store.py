@@ -108,9 +108,7 @@ def ipfs(ipfs_api: str) -> Iterator[IpfsStore]:
 
 
 @pytest.mark.daemon
-@pytest.mark.parametrize(
-    "vector", [v for v in load_vectors() if v["size"] <= 6 * 2**20], ids=lambda v: f"{v['size']}B"
-)
+@pytest.mark.parametrize("vector", [v for v in load_vectors() if v["size"] <= 6 * 2**20], ids=lambda v: f"{v['size']}B")
 def test_daemon_and_local_store_give_the_same_cid(ipfs: IpfsStore, tmp_path: Path, vector: dict) -> None:
     data = vector_bytes(vector["seed"], vector["size"])
     assert ipfs.put(data) == LocalStore(tmp_path).put(data) == vector["cid"]

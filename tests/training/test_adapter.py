@@ -131,9 +131,7 @@ def test_save_is_atomic_and_load_validates(adapter: Adapter, tiny: BaseModel, tm
     assert Adapter.load(path, tiny).to_bytes() == adapter.to_bytes()
 
 
-def test_merge_serves_the_same_predictions_and_leaves_the_base_alone(
-    adapter: Adapter, tiny: BaseModel, corpus: CodeCorpus
-) -> None:
+def test_merge_serves_the_same_predictions_and_leaves_the_base_alone(adapter: Adapter, tiny: BaseModel, corpus: CodeCorpus) -> None:
     before = {k: v.clone() for k, v in tiny.model.state_dict().items()}
     merged = adapter.merge(tiny)
     attached = evaluate(tiny, adapter, corpus, block_size=64, max_blocks=8)

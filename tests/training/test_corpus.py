@@ -12,9 +12,7 @@ from codecoop.errors import TrainingError
 from codecoop.training import CodeCorpus, collect_files
 from codecoop.training.corpus import normalise
 
-_BODY = "\n".join(
-    f"def function_{i}(value, other):\n    result = value * {i} + other\n    return result - {i}\n" for i in range(60)
-)
+_BODY = "\n".join(f"def function_{i}(value, other):\n    result = value * {i} + other\n    return result - {i}\n" for i in range(60))
 
 
 def _plant(root: Path) -> None:

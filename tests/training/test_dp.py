@@ -74,9 +74,7 @@ def test_epsilon_is_the_rdp_of_the_composed_gaussian_mechanism():
 
     z, t, delta = 1.3, 20, 1e-5
     orders = RDPAccountant.DEFAULT_ALPHAS
-    expected = min(
-        t * a / (2 * z * z) + math.log((a - 1) / a) - (math.log(delta) + math.log(a)) / (a - 1) for a in orders if a > 1
-    )
+    expected = min(t * a / (2 * z * z) + math.log((a - 1) / a) - (math.log(delta) + math.log(a)) / (a - 1) for a in orders if a > 1)
     assert epsilon(z, t, delta) == pytest.approx(expected, rel=1e-6)
 
 
