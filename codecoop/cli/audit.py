@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from codecoop.chain.units import to_tokens
 from codecoop.cli import console
 from codecoop.cli._context import Federation, federation_command
 from codecoop.cli._output import print_table
@@ -62,7 +63,7 @@ def ledger(
     s = report.summary
     console.print(
         f"{s['members']} members, {s['rounds']} rounds, {s['updates']} updates ({s['accepted']} accepted), {s['votes']} votes, "
-        f"{s['mints']} mints, {s['proposals']} proposals, {s['releases']} releases; supply {s['total_supply'] / 1e18:,.2f} "
+        f"{s['mints']} mints, {s['proposals']} proposals, {s['releases']} releases; supply {to_tokens(s['total_supply']):,.2f} "
         f"{report.token_symbol}; {len(report.findings)} finding(s) in {sum(report.timings.values()):.1f} s"
     )
     if report.findings:

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from codecoop.chain.units import to_tokens
 from codecoop.cli import console
 from codecoop.cli._context import Federation, federation_command
 from codecoop.cli._output import print_table
@@ -166,7 +167,7 @@ def vote(
     d.governor.cast_vote(account, proposal_id, SUPPORT[support], reason)
     against, for_, abstain = d.governor.votes(proposal_id)
     console.print(
-        f"voted {support} on {proposal_id}; tally: for {for_ / 1e18:,.2f}, against {against / 1e18:,.2f}, abstain {abstain / 1e18:,.2f}"
+        f"voted {support} on {proposal_id}; tally: for {to_tokens(for_):,.2f}, against {to_tokens(against):,.2f}, abstain {to_tokens(abstain):,.2f}"
     )
 
 
@@ -234,8 +235,8 @@ def list_(fed: Federation) -> None:
     for pid, p in proposals.items():
         against, for_, abstain = d.governor.votes(pid)
         table.add_row(
-            str(pid)[:12] + "...", d.governor.state(pid).name.lower(), f"{for_ / 1e18:,.1f}", f"{against / 1e18:,.1f}",
-            f"{abstain / 1e18:,.1f}", str(d.governor.deadline(pid)), p.description,
+            str(pid)[:12] + "...", d.governor.state(pid).name.lower(), f"{to_tokens(for_):,.1f}", f"{to_tokens(against):,.1f}",
+            f"{to_tokens(abstain):,.1f}", str(d.governor.deadline(pid)), p.description,
         )  # fmt: skip
     print_table(table, figures=("id", "state", "for", "against", "abstain", "closes"))
     console.print(f"{len(proposals)} proposal(s); full ids with `codecoop dao show`")
@@ -259,7 +260,9 @@ def show(fed: Federation, proposal_id: int = typer.Argument(..., help="Proposal 
         contract, fn, args = describe_call(d, target, data)
         shown = ", ".join(f"{k}={'0x' + v.hex() if isinstance(v, bytes) else v}" for k, v in args.items())
         console.print(f"  call {contract}.{fn}({shown})")
-    console.print(f"votes: for {for_ / 1e18:,.2f}, against {against / 1e18:,.2f}, abstain {abstain / 1e18:,.2f} ({len(p.votes)} voter(s))")
+    console.print(
+        f"votes: for {to_tokens(for_):,.2f}, against {to_tokens(against):,.2f}, abstain {to_tokens(abstain):,.2f} ({len(p.votes)} voter(s))"
+    )
 
 
 @app.command()
@@ -274,7 +277,7 @@ def delegate(
     account = fed.signer
     d.token.delegate(account, to)
     target = to or account.address
-    console.print(f"{account.address} delegates to {target}, whose voting power is now {d.token.votes(target) / 1e18:,.2f}")
+    console.print(f"{account.address} delegates to {target}, whose voting power is now {to_tokens(d.token.votes(target)):,.2f}")
 
 
 @app.command()

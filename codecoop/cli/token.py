@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from codecoop.chain.units import to_tokens
 from codecoop.cli import console
 from codecoop.cli._context import Federation, federation_command
 from codecoop.cli._output import print_table
@@ -30,8 +31,12 @@ def balance(
     t, sym = d.token, d.params.token_symbol
     epoch = t.current_epoch()
     _, member_cap = t.caps()
-    console.print(f"{who}: {t.balance_of(who) / 1e18:,.4f} {sym}, voting power {t.votes(who) / 1e18:,.4f}, delegate {t.delegates(who)}")
-    console.print(f"epoch {epoch}: received {t.member_minted(epoch, who) / 1e18:,.4f} of the {member_cap / 1e18:,.2f} {sym} member cap")
+    console.print(
+        f"{who}: {to_tokens(t.balance_of(who)):,.4f} {sym}, voting power {to_tokens(t.votes(who)):,.4f}, delegate {t.delegates(who)}"
+    )
+    console.print(
+        f"epoch {epoch}: received {to_tokens(t.member_minted(epoch, who)):,.4f} of the {to_tokens(member_cap):,.2f} {sym} member cap"
+    )
 
 
 @app.command()
@@ -52,9 +57,9 @@ def history(
     mints = [m for m in ledger.mints if m.member == who]
     for m in mints:
         cause = "welcome grant" if m.ref == welcome_ref(who) else f"round {m.round_id()}"
-        table.add_row(str(m.block), str(m.epoch), cause, f"{m.requested / 1e18:,.4f}", f"{m.minted / 1e18:,.4f}")
+        table.add_row(str(m.block), str(m.epoch), cause, f"{to_tokens(m.requested):,.4f}", f"{to_tokens(m.minted):,.4f}")
     print_table(table, figures=("block", "epoch", "asked", "minted"))
-    console.print(f"{len(mints)} mint(s), {sum(m.minted for m in mints) / 1e18:,.4f} {d.params.token_symbol} in all")
+    console.print(f"{len(mints)} mint(s), {to_tokens(sum(m.minted for m in mints)):,.4f} {d.params.token_symbol} in all")
 
 
 @app.command()
@@ -77,7 +82,7 @@ def claim(
         info = d.rounds.round(r)
         result = d.rounds.claim(account, r)
         cut = "" if result.minted == claim_amount(owed, info.requested, info.granted) else " (cut to your epoch cap)"
-        console.print(f"round {r}: owed {owed / 1e18:,.4f}, minted {result.minted / 1e18:,.4f}{cut}")
+        console.print(f"round {r}: owed {to_tokens(owed):,.4f}, minted {to_tokens(result.minted):,.4f}{cut}")
         total += result.minted
         claimed += 1
-    console.print(f"claimed {claimed} round(s): {total / 1e18:,.4f} {d.params.token_symbol}" if claimed else "nothing to claim")
+    console.print(f"claimed {claimed} round(s): {to_tokens(total):,.4f} {d.params.token_symbol}" if claimed else "nothing to claim")

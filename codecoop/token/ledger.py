@@ -24,7 +24,7 @@ from codecoop.chain.cid import cid_from_bytes
 from codecoop.chain.clients import MemberStatus, UpdateSubmitted
 from codecoop.chain.deployment import Deployment
 from codecoop.chain.logs import EventDecoder, LedgerEvent, read_logs
-from codecoop.token.rewards import RewardRules, Vote
+from codecoop.token.rewards import Decision, RewardRules, Vote
 
 __all__ = [
     "Ledger",
@@ -124,15 +124,8 @@ class MemberRecord:
 UpdateRecord = UpdateSubmitted
 
 
-@dataclass(frozen=True)
-class DecisionRecord:
-    """An ``UpdateDecided`` event."""
-
-    update_id: int
-    accepted: bool
-    approvals: int
-    rejections: int
-    score: int
+#: An ``UpdateDecided`` event: the mirrored reward rule's :class:`~codecoop.token.rewards.Decision`, read from the chain.
+DecisionRecord = Decision
 
 
 @dataclass(frozen=True)
