@@ -13,12 +13,15 @@ from codecoop.errors import ConfigError
 
 app = typer.Typer(help="Inspect, open and finalize rounds.", no_args_is_help=True)
 
+#: The round a command looks at or acts on.
+ROUND = typer.Option(0, "--round", help="Round id (0: the current round).")
+
 
 @app.command()
 @federation_command(config=True)
 def status(
     fed: Federation,
-    round_id: int = typer.Option(0, "--round", help="Round id (0: the current round)."),
+    round_id: int = ROUND,
 ) -> None:
     """Show a round's phase, windows, updates with their tallies, and its outcome.
 
@@ -74,7 +77,7 @@ def open_(fed: Federation) -> None:
 @federation_command(config=True)
 def finalize(
     fed: Federation,
-    round_id: int = typer.Option(0, "--round", help="Round id (0: the current round)."),
+    round_id: int = ROUND,
 ) -> None:
     """Decide a round's updates once its reveal window has passed (anyone may call this).
 

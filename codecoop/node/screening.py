@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codecoop.errors import CodecoopError
+from codecoop.settings import setting
 
 __all__ = [
     "DEFAULT_MIN_CHANGE",
@@ -52,11 +53,11 @@ __all__ = [
 ]
 
 #: Smallest change from the base, relative to the base's L2 norm, that counts as work.
-DEFAULT_MIN_CHANGE = 1e-3
+DEFAULT_MIN_CHANGE: float = setting("evaluation.min_update_change").default
 #: Largest relative distance between two updates' changes at which the later one is a copy.
-DEFAULT_COPY_DISTANCE = 0.1
+DEFAULT_COPY_DISTANCE: float = setting("evaluation.copy_distance").default
 #: Smallest cosine similarity between an update's change and the reference update's change.
-DEFAULT_MIN_AGREEMENT = 0.05
+DEFAULT_MIN_AGREEMENT: float = setting("evaluation.min_agreement").default
 
 
 class ScreeningError(CodecoopError):
@@ -244,12 +245,12 @@ def screen_round(
     base_cid: str | None,
     base_tensors: Mapping[str, Any],
     *,
-    min_change: float = DEFAULT_MIN_CHANGE,
-    copy_distance: float = DEFAULT_COPY_DISTANCE,
     reference: str | None = None,
-    min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    **thresholds: float,
 ) -> dict[int, ScreeningError]:
     """:func:`screen_updates` over a round's registered updates (``UpdateInfo``), loading each with ``load``.
+
+    ``thresholds`` are :func:`screen_updates`' ``min_change``, ``copy_distance`` and ``min_agreement``.
 
     ``reference`` is the screening member's address: its own update, if it has one this round,
     is the reference for direction. An update that ``load`` cannot read (it raises a
@@ -266,6 +267,4 @@ def screen_round(
         candidates.append(Candidate(u.update_id, u.cid, tensors))
         if reference is not None and u.submitter == reference:
             own = u.update_id
-    return screen_updates(
-        candidates, base_cid, base_tensors, min_change=min_change, copy_distance=copy_distance, reference=own, min_agreement=min_agreement
-    )
+    return screen_updates(candidates, base_cid, base_tensors, reference=own, **thresholds)

@@ -510,18 +510,7 @@ def select_files(cfg: ExperimentConfig) -> tuple[Path | None, list[Path], list[P
 def _corpus(train: Sequence[Any], validation: Sequence[Any], seed: int, tokenizer: Any) -> Any:
     from codecoop.training import CodeCorpus, CorpusStats
 
-    docs = list(train) + list(validation)
-    stats = CorpusStats(
-        files=len(docs),
-        lines=sum(d.text.count("\n") + 1 for d in docs),
-        bytes=sum(len(d.text.encode()) for d in docs),
-        train_files=len(train),
-        validation_files=len(validation),
-        exact_duplicates=0,
-        near_duplicates=0,
-        skipped_files=0,
-    )
-    return CodeCorpus(tuple(train), tuple(validation), stats, seed).tokenized(tokenizer)
+    return CodeCorpus(tuple(train), tuple(validation), CorpusStats.of(train, validation), seed).tokenized(tokenizer)
 
 
 def build_partition(

