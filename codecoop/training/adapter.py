@@ -80,6 +80,10 @@ def expected_lora_shapes(base: BaseModel, spec: LoraSpec) -> dict[str, tuple[int
     return dict(sorted(shapes.items()))
 
 
+#: Training facts that differ from run to run (wall clock, throughput): never written into an adapter's bytes.
+RUN_MEASUREMENTS = frozenset({"wall_time_s", "tokens_per_s"})
+
+
 @dataclass(frozen=True)
 class Adapter:
     """A LoRA adapter: fp32 tensors (peft names), what base it belongs to, and how it was trained.
@@ -112,7 +116,9 @@ class Adapter:
         return sum(t.numel() for t in self.tensors.values())
 
     def metadata(self, include_training: bool = True) -> dict[str, str]:
-        """The safetensors metadata written by ``to_bytes``."""
+        """The safetensors metadata written by ``to_bytes`` (the run's measurements, :data:`RUN_MEASUREMENTS`, stay
+        in memory: the bytes of an update are a function of its inputs, so a rerun with the same seed publishes the
+        same CID, and aggregation, which orders updates by CID, sums in the same order)."""
         meta = {
             "format": FORMAT,
             "format_version": str(FORMAT_VERSION),
@@ -120,8 +126,9 @@ class Adapter:
             "base_weights_sha256": self.base_weights_hash,
             "lora": self.lora.to_json(),
         }
-        if include_training and self.training:
-            meta["training"] = json.dumps(dict(self.training), sort_keys=True, separators=(",", ":"))
+        written = {k: v for k, v in self.training.items() if k not in RUN_MEASUREMENTS}
+        if include_training and written:
+            meta["training"] = json.dumps(written, sort_keys=True, separators=(",", ":"))
         return meta
 
     def to_bytes(self, dtype: torch.dtype = torch.float32, *, include_training: bool = True) -> bytes:
