@@ -35,6 +35,18 @@ __all__ = ["Devnet", "DevnetConfig", "DevnetResult", "run_devnet"]
 PASSWORD = "codecoop-devnet-password"
 
 
+#: Node settings under which every member submits whatever its loss says and approves every update that
+#: passes the sanity bounds: tests that need a submission, an accepted update or an aggregate force them with
+#: it, since a few training steps can make an update look harmful or unrelated to another's.
+ACCEPT_EVERY_UPDATE: tuple[str, ...] = (
+    "node.min_improvement=-1000000000",
+    "evaluation.approve_min_delta=-1000000000",
+    "evaluation.min_agreement=-1.0",
+    "evaluation.copy_distance=0.0",
+    "evaluation.min_update_change=0.0",
+)
+
+
 @dataclass(frozen=True)
 class DevnetConfig:
     """Size and timing of a devnet run (windows in blocks, one block every ``block_interval_ms``)."""
@@ -56,8 +68,8 @@ class DevnetConfig:
     workdir: str | None = None
     confirmations: int = 2
     poll_interval: float = 1.0
-    #: Selective update threshold of every node (micro-nats; ``None``: the node configuration's default).
-    min_improvement_micro: int | None = None
+    #: ``section.key=value`` settings of every node's configuration (as ``codecoop node run --set``).
+    node_overrides: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -305,9 +317,7 @@ class Devnet:
         self._logs.append(out)
         codecoop = str(Path(sys.executable).with_name("codecoop"))
         sets = ["training.steps=" + str(self.cfg.steps), f"node.poll_interval={self.cfg.poll_interval}", "evaluation.max_blocks=16"]
-        if self.cfg.min_improvement_micro is not None:
-            sets.append(f"node.min_improvement={self.cfg.min_improvement_micro}")
-        sets += overrides
+        sets += [*self.cfg.node_overrides, *overrides]
         proc = subprocess.Popen(
             [
                 codecoop,

@@ -28,6 +28,7 @@ from codecoop.chain import Phase
 from codecoop.errors import ContractMissing
 from codecoop.node.crashpoint import ENV, with_crash_point
 from codecoop.node.journal import Journal
+from codecoop.sim.devnet import ACCEPT_EVERY_UPDATE
 
 needs_devnet = pytest.mark.skipif(shutil.which("npx") is None, reason="needs Node.js for the hardhat node and the IPFS daemon")
 
@@ -131,6 +132,8 @@ def _config(tmp_path: Path, port_offset: int, **kw):
 # ---------------------------------------------------------------------- kill -9 at every step
 #: Every node submits whatever its own loss says (no selective update), so every member has every step.
 EVERYONE_SUBMITS = ("node.min_improvement=-1000000000",)
+#: ... and every update is approved and passes screening, so the round has an aggregate to compute and confirm.
+EVERY_UPDATE_ACCEPTED = ACCEPT_EVERY_UPDATE
 KILLS = {1: ["train-step", "committed"], 2: ["trained", "aggregated"], 3: ["submitted", "revealed"]}
 
 
@@ -144,7 +147,7 @@ def test_nodes_killed_mid_train_publish_vote_and_confirm_finish_the_round_with_o
     died: dict[int, list[str]] = {i: [] for i in KILLS}
     with Devnet(cfg, log=print) as net:
         for i in range(cfg.orgs):
-            net.start_node(i, env={ENV: KILLS[i][0]} if i in KILLS else None, overrides=EVERYONE_SUBMITS)
+            net.start_node(i, env={ENV: KILLS[i][0]} if i in KILLS else None, overrides=EVERY_UPDATE_ACCEPTED)
         net.wait_joined(cfg.orgs)
         r = net.open_round()
 
@@ -157,7 +160,7 @@ def test_nodes_killed_mid_train_publish_vote_and_confirm_finish_the_round_with_o
                 )
                 died[i].append(KILLS[i][len(died[i])])
                 left = KILLS[i][len(died[i]) :]
-                net.start_node(i, env={ENV: left[0]} if left else None, overrides=EVERYONE_SUBMITS)
+                net.start_node(i, env={ENV: left[0]} if left else None, overrides=EVERY_UPDATE_ACCEPTED)
 
         info = net.wait_round(r, expect=cfg.orgs, on_poll=restart_the_dead)
         assert died == KILLS, f"kill points reached: {died}"
@@ -261,7 +264,7 @@ def two_rounds(tmp_path_factory):
         lag = LaggingRpc(net.url, lag_s=6.0)
         try:
             for i in range(cfg.orgs):
-                net.start_node(i, overrides=EVERYONE_SUBMITS + ((f'chain.url="{lag.url}"',) if i == 2 else ()))
+                net.start_node(i, overrides=EVERY_UPDATE_ACCEPTED + ((f'chain.url="{lag.url}"',) if i == 2 else ()))
             net.wait_joined(cfg.orgs)
             assert net.stop_node(3) in (0, -signal.SIGTERM)  # offline before round 1 opens
             r1 = net.open_round()
@@ -276,7 +279,7 @@ def two_rounds(tmp_path_factory):
                 out["ipfs_down_s"] = time.monotonic() - began
 
             out["r1"] = net.wait_round(r1, expect=3, on_poll=ipfs_outage)
-            net.start_node(3, overrides=EVERYONE_SUBMITS)
+            net.start_node(3, overrides=EVERY_UPDATE_ACCEPTED)
             r2 = net.open_round()
             out["r2"] = net.wait_round(r2, expect=4)
             out["actions"] = {(i, r): _actions(net.deployment, a.address, r) for i, a in enumerate(net.accounts) for r in (r1, r2)}
