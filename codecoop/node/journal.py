@@ -97,8 +97,13 @@ class Journal:
             "deployment": self.deployment,
             "rounds": {str(k): asdict(v) for k, v in sorted(self.rounds.items())},
         }
-        with tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False, suffix=".tmp") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
+        with tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp", delete=False) as f:
+            try:
+                json.dump(data, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            except BaseException:  # Ctrl-C or SIGTERM mid-write: the old journal stands, no half-written file stays behind
+                f.close()
+                os.unlink(f.name)
+                raise
         os.replace(f.name, self.path)

@@ -164,6 +164,9 @@ def test_nodes_killed_mid_train_publish_vote_and_confirm_finish_the_round_with_o
 
         info = net.wait_round(r, expect=cfg.orgs, on_poll=restart_the_dead)
         assert died == KILLS, f"kill points reached: {died}"
+        # the round is complete on chain, but the nodes may still be journaling it: stop them before reading their files
+        for i in range(cfg.orgs):
+            net.stop_node(i)
         assert info.phase is Phase.COMPLETED and info.update_count == cfg.orgs
         for i, account in enumerate(net.accounts):
             assert _actions(net.deployment, account.address, r) == {"submitted": 1, "committed": 1, "revealed": 1, "confirmed": 1}, (
@@ -283,13 +286,13 @@ def two_rounds(tmp_path_factory):
             r2 = net.open_round()
             out["r2"] = net.wait_round(r2, expect=4)
             out["actions"] = {(i, r): _actions(net.deployment, a.address, r) for i, a in enumerate(net.accounts) for r in (r1, r2)}
-            out["journals"] = {i: _journal(net, i) for i in range(cfg.orgs)}
             out["updates"] = {r: net.deployment.rounds.updates(r) for r in (r1, r2)}
             out["addresses"] = [a.address for a in net.accounts]
             out["logs"] = {i: _log(net, i) for i in range(cfg.orgs)}
             out["rewritten"] = lag.rewritten
             for i in range(cfg.orgs):
                 assert net.stop_node(i) == 0, f"org-{i} did not stop cleanly:\n{net.node_log(i)[-3000:]}"
+            out["journals"] = {i: _journal(net, i) for i in range(cfg.orgs)}  # read once they stopped writing
         finally:
             lag.close()
     return out
