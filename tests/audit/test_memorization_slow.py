@@ -4,8 +4,8 @@ the command line fails it, and a member configured to vote against leaking relea
 tiny memorizes only part of them: LoRA on tiny stalls at a training loss of about 1.1 on the planted
 code (its output embeddings and final norm stay frozen under LoRA and were trained too briefly to
 separate the tokens; full fine-tuning reaches 0.01 in 100 steps), measured at 100-300 steps and
-learning rates 1e-3 to 1e-2. smollm2-135m reaches a loss near 0.05 in 12 steps and copies most of
-them, so the strong assertions use it.
+learning rates 1e-3 to 1e-2. smollm2-135m reaches a loss near 0.05 in 12 steps and copies a third
+to more than half of the lines it generates (measured on two machines), so the strong assertions use it.
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ def test_a_model_overfit_on_planted_functions_reproduces_them(smollm2, overfit):
     data, adapter = overfit
     report = audit_memorization(smollm2, adapter, [data], GREEDY)
     assert report.prompts == 3 and report.generated_lines > 20
-    assert report.ratio > 0.5 and not report.passed
+    # how many lines greedy decoding copies back depends on the 12 training steps (0.33 to 0.6 on two machines);
+    # the audit's behaviour is that the copies are found, well above the threshold, and the release fails
+    assert report.ratio > 5 * report.threshold and not report.passed
     assert any(leak.source.endswith("secret.py") and len(leak.lines) >= 6 for leak in report.leaks)
 
 
@@ -89,7 +91,7 @@ def test_the_command_line_fails_an_overfit_adapter_and_shows_its_leaks(overfit, 
     ])  # fmt: skip
     assert code == 1
     report = json.loads(out.read_text())
-    assert report["passed"] is False and report["ratio"] > 0.5 and report["leaks"]
+    assert report["passed"] is False and report["ratio"] > 5 * report["threshold"] and report["leaks"]
     printed = " ".join(capsys.readouterr().out.split())
     assert "FAIL" in printed and "result[key] = value" in printed
 

@@ -18,7 +18,7 @@ from codecoop.training import BaseModel, CodeCorpus, load_base
 def tiny() -> BaseModel:
     """The tiny Llama on the CPU, shared by every test; tests must leave it unmodified.
 
-    A first build uses every core; after it, the tests run on one intra-op thread: on a shared
+    A first build runs on the recipe's own thread count (``tiny._THREADS``); after it, the tests run on one intra-op thread: on a shared
     2-core machine two OpenMP threads competing with other processes run up to ten times slower
     than one, and a fixed thread count keeps float sums identical from run to run.
     """
