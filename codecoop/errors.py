@@ -64,6 +64,10 @@ class P2PError(CodecoopError):
     """A libp2p operation failed or timed out."""
 
 
+class PeerBusy(P2PError):
+    """A peer refused a direct fetch because it serves as many as it will at once; ask again shortly."""
+
+
 # --- tensors, training, aggregation ----------------------------------------------------------------
 class TensorFormatError(CodecoopError):
     """Bytes are not a well-formed, acceptable safetensors file (never unpickled)."""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The multi-process devnet: a hardhat@2 JSON-RPC node, the IPFS daemon (scripts/ipfs-devnet.sh) and
-# one `codecoop node run` process per organisation, talking over libp2p on 127.0.0.1; runs the
-# given number of rounds, then stops everything.
+# The multi-process devnet: a hardhat@2 JSON-RPC node and one `codecoop node run` process per
+# organisation, each with its own store, talking over libp2p (each organisation in its own network
+# namespace when run as root, else on 127.0.0.1); runs the given number of rounds, then stops everything.
 #
 #   scripts/devnet.sh                      # 3 organisations, 1 round on tiny
 #   scripts/devnet.sh --orgs 4 --rounds 2  # any `codecoop sim --processes` option

@@ -138,4 +138,8 @@ def journal_rows(journal: Any, delta: float, last: int = 5) -> list[tuple[str, s
     spent = journal.privacy_spent(delta)
     if spent is not None:
         rows.append(("privacy spent", f"epsilon {spent[0]:.2f} at delta {delta:g} over {spent[1]} released update(s)"))
+    if journal.network:
+        from codecoop.node.transport import FetchCounters
+
+        rows.append(("network", FetchCounters.from_json(journal.network).summary()))
     return rows

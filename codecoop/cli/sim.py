@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Optional
 
+import typer
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -15,8 +16,26 @@ from codecoop.cli import console
 from codecoop.cli._output import print_table
 from codecoop.settings import option
 
+#: ``codecoop sim`` options the multi-process devnet cannot honour, and why (refused with ``--processes``).
+NOT_WITH_PROCESSES = {
+    "partition": "the devnet deals whole installed projects to the organisations round-robin",
+    "data": "the devnet's organisations train on installed projects",
+    "byzantine": "the devnet runs honest nodes only (Byzantine organisations run in the one-process simulation)",
+    "baselines": "the devnet trains no single-client baselines",
+    "out": "the devnet writes no report; node logs and journals are kept with --workdir",
+}
+#: ... and those it passes to every node as settings of its configuration.
+NODE_SETTINGS_WITH_PROCESSES = {
+    "lr": "training.lr",
+    "seed": "training.seed",
+    "min_improvement": "node.min_improvement",
+    "dp_clip_norm": "training.dp_clip_norm",
+    "dp_noise_multiplier": "training.dp_noise_multiplier",
+}
+
 
 def sim(
+    ctx: typer.Context,
     orgs: int = option("sim.orgs"),
     rounds: int = option("sim.rounds"),
     strategy: str = option("sim.strategy"),
@@ -32,6 +51,7 @@ def sim(
     dp_clip_norm: float = option("training.dp_clip_norm"),
     dp_noise_multiplier: float = option("sim.dp_noise_multiplier"),
     out: Path = option("sim.out"),
+    transport: str = option("sim.transport"),
     processes: bool = option("sim.processes"),
     workdir: Optional[Path] = option("sim.workdir"),
 ) -> None:
@@ -51,20 +71,16 @@ def sim(
 
       codecoop sim --model smollm2-135m --steps 20 --rounds 2
 
-      codecoop sim --processes --orgs 3 --rounds 1   # separate processes over libp2p, hardhat and IPFS
+      codecoop sim --transport libp2p   # every peer's update fetched over a real libp2p host per organisation
+
+      codecoop sim --processes --orgs 3 --rounds 1   # separate processes, each its own store, over libp2p and hardhat
 
       codecoop sim --orgs 4 --byzantine 1:sign-flip --no-baselines   # one organisation poisons its updates
 
       codecoop sim --dp-clip-norm 0.5   # differentially private updates (noise multiplier 1)
     """
     if processes:
-        from codecoop.sim.devnet import DevnetConfig, run_devnet
-
-        result = run_devnet(
-            DevnetConfig(orgs=orgs, rounds=rounds, steps=steps, model=model, strategy=strategy, workdir=str(workdir) if workdir else None),
-            log=lambda m: console.print(m, highlight=False),
-        )
-        console.print(f"devnet: {result.rounds_completed} round(s) completed with {orgs} node processes in {result.wall_s:.0f} s")
+        _run_devnet(ctx, orgs=orgs, rounds=rounds, steps=steps, model=model, strategy=strategy, workdir=workdir, transport=transport)
         return
 
     from codecoop.cli.node import print_event
@@ -86,6 +102,7 @@ def sim(
         byzantine=tuple(byzantine),
         dp_clip_norm=dp_clip_norm or None,
         dp_noise_multiplier=dp_noise_multiplier if dp_clip_norm else 0.0,
+        transport=transport,
     )
     progress = Progress(
         TextColumn("{task.description}"),
@@ -139,6 +156,34 @@ def sim(
         )
     json_path, md_path = report.write(out)
     console.print(f"reports: {json_path} and {md_path}")
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was set on the command line or from the environment (not left at its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+def _run_devnet(ctx: typer.Context, *, transport: str, workdir: Optional[Path], **kw) -> None:
+    """``--processes``: the options that apply go to the devnet or to every node's configuration; the others are refused."""
+    from codecoop.errors import ConfigError
+    from codecoop.sim.devnet import DevnetConfig, run_devnet
+
+    refused = [f"--{n.replace('_', '-')}: {why}" for n, why in NOT_WITH_PROCESSES.items() if _given(ctx, n)]
+    if _given(ctx, "transport") and transport != "libp2p":
+        refused.append("--transport: the devnet's node processes always talk over libp2p")
+    if refused:
+        raise ConfigError("with --processes these options cannot apply; drop them:\n  " + "\n  ".join(refused))
+    overrides = tuple(
+        f"{key}={ctx.params[name]!r}" if isinstance(ctx.params[name], str) else f"{key}={ctx.params[name]}"
+        for name, key in NODE_SETTINGS_WITH_PROCESSES.items()
+        if _given(ctx, name)
+    )
+    result = run_devnet(
+        DevnetConfig(**kw, workdir=str(workdir) if workdir else None, node_overrides=overrides),
+        log=lambda m: console.print(m, highlight=False),
+    )
+    console.print(f"devnet: {result.rounds_completed} round(s) completed with {kw['orgs']} node processes in {result.wall_s:.0f} s")
 
 
 def _summary(report, out: Console | None = None) -> None:

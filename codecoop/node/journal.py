@@ -3,8 +3,9 @@
 The chain and the content store hold almost all state; the journal holds what only this node
 knows and cannot recompute: the CID of the adapter it trained (so a restart does not retrain), the
 decision to skip a round, and above all the ballot with its secret salt, written *before* the
-commitment is sent (a committed ballot whose salt is lost could never be revealed). The file is
-rewritten atomically (temporary file, fsync, rename) on every change.
+commitment is sent (a committed ballot whose salt is lost could never be revealed). It also keeps
+the node's network counters (what it fetched from and served to peers), so they add up over
+restarts. The file is rewritten atomically (temporary file, fsync, rename) on every change.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,10 @@ class Journal:
         self.path = Path(path)
         self.deployment = deployment
         self.rounds: dict[int, RoundEntry] = {}
+        self.network: dict[str, Any] = {}
+        """The node's fetch counters as last saved (``FetchCounters.to_json``); ``{}`` before any."""
+        self.network_of: Callable[[], dict[str, Any]] | None = None
+        """Where :meth:`save` reads the current counters from (the node's transport), if set."""
         if self.path.exists():
             self._load()
 
@@ -65,6 +71,7 @@ class Journal:
                 "use another data folder for another federation"
             )
         self.rounds = {int(k): RoundEntry(**v) for k, v in data.get("rounds", {}).items()}
+        self.network = dict(data.get("network") or {})
 
     def entry(self, round_id: int) -> RoundEntry:
         """The entry of ``round_id``, created (in memory) on first use."""
@@ -92,10 +99,13 @@ class Journal:
     def save(self) -> None:
         """Write the journal atomically and durably."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.network_of is not None:
+            self.network = self.network_of()
         data = {
             "format": FORMAT,
             "deployment": self.deployment,
             "rounds": {str(k): asdict(v) for k, v in sorted(self.rounds.items())},
+            "network": self.network,
         }
         with tempfile.NamedTemporaryFile("w", dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp", delete=False) as f:
             try:

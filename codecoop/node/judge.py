@@ -13,7 +13,7 @@ import math
 from typing import Any, Protocol
 
 from codecoop.chain.clients import RoundInfo
-from codecoop.errors import AdapterMismatch, StorageError, TensorFormatError
+from codecoop.errors import AdapterMismatch, ObjectNotFound, StorageError, TensorFormatError
 from codecoop.node.journal import RoundEntry
 from codecoop.node.member import VERSION_0, Member
 
@@ -31,8 +31,8 @@ class Judge(Protocol):
         ...
 
 
-def record_vote(entry: RoundEntry, update: Any, approve: bool, delta: int, reason: str, **extra: Any) -> None:
-    """Write one vote and its reason into the round's journal entry (what ``node status`` and reports show)."""
+def record_vote(entry: RoundEntry, update: Any, approve: bool | None, delta: int, reason: str, **extra: Any) -> None:
+    """Write one vote (``approve=None``: an abstention) and its reason into the round's journal entry (what ``node status`` and reports show)."""
     entry.votes[str(update.update_id)] = {"approve": approve, "delta": delta, "reason": reason, "submitter": update.submitter, **extra}
 
 
@@ -64,10 +64,21 @@ class HeldOutJudge:
         updates = m.deployment.rounds.updates(info.round)
         decoded: dict[str, Any] = {}
 
+        unreachable: dict[str, ObjectNotFound] = {}
+
         def load(u: Any) -> Any:
-            """A peer's adapter, fetched (CID verified) and decoded once for screening and evaluation."""
+            """A peer's adapter, fetched (CID verified) and decoded once for screening and evaluation.
+
+            An object no holder could send is tried once per judgement, not once per use."""
+            if u.cid in unreachable:
+                raise unreachable[u.cid]
             if u.cid not in decoded:
-                decoded[u.cid] = Adapter.from_bytes(m.fetch(u.cid, u.submitter), m.base)
+                try:
+                    data = m.fetch(u.cid, u.submitter)
+                except ObjectNotFound as exc:
+                    unreachable[u.cid] = exc
+                    raise
+                decoded[u.cid] = Adapter.from_bytes(data, m.base)
             return decoded[u.cid]
 
         # free rides, copies of earlier updates (own included) and updates unrelated to the own, before any forward pass
@@ -88,6 +99,12 @@ class HeldOutJudge:
                 delta = blocks = 0
                 try:
                     adapter = load(u)
+                except ObjectNotFound as exc:
+                    # unreachable is not harmful: a member cut off from the submitter abstains instead of vetoing
+                    record_vote(entry, u, None, 0, f"abstained: {exc}")
+                    m.emit(info.round, "warning", f"abstaining on update #{u.update_id}: {exc}")
+                    continue
+                try:
                     if not adapter.lora.same_layout(current.lora):
                         raise AdapterMismatch(f"LoRA shape {adapter.lora} differs from the global model's {current.lora}")
                     norm = update_norm(Update(u.cid, adapter.tensors, 1), current.tensors)

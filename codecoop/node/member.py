@@ -97,6 +97,7 @@ class Member:
         self.corpus = corpus
         self.settings = settings
         self.journal = journal
+        journal.network_of = transport.counters.to_json
         self.on_event = on_event
         self.on_train_step = on_train_step
         self.timings: dict[int, dict[str, float]] = {}
@@ -129,11 +130,21 @@ class Member:
                 self._nested[-1] += spent
 
     def fetch(self, cid: str, owner: str | None) -> bytes:
-        """The object ``cid`` from the own store, else over the transport from ``owner``; verified, size-capped."""
+        """The object ``cid`` from the own store, else over the transport from ``owner`` or any holder; verified, size-capped.
+
+        A copy fetched from a peer is pinned and announced: this node then serves it onward, so the
+        object stays available when its submitter goes offline. The counters are journaled.
+        """
         limit = self.settings.max_object_bytes
         if self.store.has(cid):
             return self.store.get(cid, max_size=limit)
-        return self.transport.fetch(cid, owner, max_size=limit)
+        try:
+            data = self.transport.fetch(cid, owner, max_size=limit)
+        finally:
+            self.journal.save()  # the counters, failures included
+        self.store.pin(cid)
+        self.transport.announce(self.round, cid)
+        return data
 
     def put(self, data: bytes) -> str:
         """Store and pin ``data``; return its CID."""

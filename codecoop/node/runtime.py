@@ -40,7 +40,11 @@ class LiveNode:
     stack: ExitStack
 
     def close(self) -> None:
-        self.stack.close()
+        """Journal the network counters (what was served since the last save, too) and close everything."""
+        try:
+            self.node.journal.save()
+        finally:
+            self.stack.close()
 
 
 def start_node(
@@ -55,8 +59,8 @@ def start_node(
     from codecoop.node.crashpoint import with_crash_point
     from codecoop.node.journal import Journal
     from codecoop.node.node import Node
-    from codecoop.node.transport import P2PTransport
-    from codecoop.storage import open_store
+    from codecoop.node.transport import FetchCounters, P2PTransport
+    from codecoop.storage import IpfsStore, open_store
 
     on_event, on_train_step = with_crash_point(on_event, on_train_step)  # a test hook; unset in production
     deployment = open_deployment(cfg["chain.url"], cfg.path("chain.deployment"), setting=f"{cfg.source}: chain.url")
@@ -76,19 +80,23 @@ def start_node(
         stack.callback(host.stop)
         members = deployment.members
 
-        def peers() -> list[tuple[str, str]]:
-            return [(m.address, m.peer_id) for m in members.active_members() if m.multiaddrs]
+        def peers() -> list[tuple[str, str, tuple[str, ...]]]:
+            return [(m.address, m.peer_id, tuple(m.multiaddrs)) for m in members.active_members() if m.multiaddrs]
 
+        journal = Journal(folder / "journal.json", deployment=deployment.addresses["RoundManager"])
+        counters = FetchCounters.from_json(journal.network)  # they add up over this node's restarts
+        # the node's own IPFS daemon is the second path: it may find an object on the IPFS network
+        transport = P2PTransport(host, store, peers, counters=counters, ipfs=store if isinstance(store, IpfsStore) else None)
         node = Node(
             name=cfg["p2p.federation"] + ":" + account.address[:10],
             account=account,
             deployment=deployment,
             store=store,
-            transport=P2PTransport(host, store, peers),
+            transport=transport,
             base=base,
             corpus=corpus,
             settings=cfg.settings(),
-            journal=Journal(folder / "journal.json", deployment=deployment.addresses["RoundManager"]),
+            journal=journal,
             on_event=on_event,
             on_train_step=on_train_step,
         )

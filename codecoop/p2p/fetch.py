@@ -19,6 +19,7 @@ import enum
 import json
 import logging
 import struct
+from collections.abc import Callable
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -33,6 +34,7 @@ from codecoop.errors import (
     ObjectNotFound,
     ObjectTooLarge,
     P2PError,
+    PeerBusy,
     StorageError,
 )
 from codecoop.storage.base import ContentStore
@@ -90,6 +92,8 @@ class FetchServer:
         self.max_size = max_size
         self.io_timeout = io_timeout
         self._slots = trio.Semaphore(concurrency)
+        self.on_served: Callable[[str, int], None] | None = None
+        """Called with (peer id, bytes) after each object sent whole (the node counts what it serves)."""
 
     async def handle(self, stream: INetStream) -> None:
         """libp2p stream handler for :data:`FETCH_PROTOCOL`."""
@@ -130,6 +134,8 @@ class FetchServer:
             for start in range(0, len(view), _SLICE):
                 with trio.fail_after(self.io_timeout):
                     await stream.write(bytes(view[start : start + _SLICE]))
+            if self.on_served is not None:
+                self.on_served(_remote(stream), len(data))
         finally:
             self._slots.release()
 
@@ -153,6 +159,8 @@ async def fetch_object(
         The object is larger than ``max_size`` (known from the header; the body is not read).
     IntegrityError
         The peer sent bytes that do not match the CID, or fewer than it announced.
+    PeerBusy
+        The peer serves as many fetches as it allows at once (a ``P2PError``: ask again shortly).
     P2PError
         The peer could not be reached, refused, stalled for ``stall_timeout`` seconds, or the
         transfer took longer than ``timeout`` seconds.
@@ -178,6 +186,8 @@ async def fetch_object(
                     raise ObjectNotFound(f"{who} does not have {cid}")
                 if status == Status.TOO_LARGE or (status == Status.OK and size > max_size):
                     raise ObjectTooLarge(f"{who} offers {cid} larger than the {max_size:,} bytes allowed here")
+                if status == Status.BUSY:
+                    raise PeerBusy(f"{who} is serving as many fetches as it allows; ask again shortly")
                 if status != Status.OK:
                     name = Status(status).name if status in Status._value2member_map_ else status
                     raise P2PError(f"{who} refused to send {cid} (status {name})")

@@ -77,6 +77,9 @@ class P2PConfig:
         Gossipsub heartbeat in seconds (mesh upkeep; small values form meshes fast).
     call_timeout
         Seconds a blocking call (connect, announce) waits for the host's loop.
+    dial_timeout
+        Seconds a fetch may spend dialling a peer it is not connected to (an unreachable peer
+        answers nothing: without this bound the dial would wait as long as the whole fetch).
     """
 
     federation: str
@@ -90,6 +93,7 @@ class P2PConfig:
     refresh_interval: float = 30.0
     heartbeat_interval: int = 1
     call_timeout: float = 30.0
+    dial_timeout: float = 10.0
 
 
 class P2PHost:
@@ -272,7 +276,14 @@ class P2PHost:
 
         async def fetch() -> bytes:
             assert self._host is not None
-            peer_id = await self._connect(peer) if "/" in peer else peer
+            if "/" in peer:
+                try:
+                    with trio.fail_after(self.config.dial_timeout):
+                        peer_id = await self._connect(peer)
+                except trio.TooSlowError:
+                    raise P2PError(f"cannot reach {peer}: no answer within {self.config.dial_timeout:g}s") from None
+            else:
+                peer_id = peer
             return await fetch_object(
                 self._host,
                 ID.from_base58(peer_id),

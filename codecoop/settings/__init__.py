@@ -368,6 +368,15 @@ SECTIONS: tuple[Section, ...] = (
         ),
         _s("out", str, "sim-report", "Folder for report.json and report.md.", checks.string, flags=("--out",)),
         _s(
+            "transport",
+            str,
+            "in-process",
+            "How the simulated nodes reach each other: in-process (copies between their stores, fast) or libp2p "
+            "(a real libp2p host per organisation on 127.0.0.1, direct fetch of every peer's update).",
+            checks.one_of("in-process", "libp2p"),
+            flags=("--transport",),
+        ),
+        _s(
             "processes",
             bool,
             False,

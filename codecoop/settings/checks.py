@@ -114,6 +114,15 @@ def boolean(v: Any) -> str | None:
     return None if isinstance(v, bool) else "must be true or false"
 
 
+def one_of(*choices: str) -> Check:
+    """A string that is one of ``choices``."""
+
+    def check(v: Any) -> str | None:
+        return None if v in choices else "must be one of " + ", ".join(choices)
+
+    return check
+
+
 def device(v: Any) -> str | None:
     return (
         None if isinstance(v, str) and (v in ("auto", "cpu", "mps") or v.startswith("cuda")) else "must be auto, cpu, cuda, cuda:N or mps"

@@ -1,9 +1,12 @@
-"""The multi-process devnet: a hardhat@2 JSON-RPC chain, the IPFS daemon, and one ``codecoop node run``
-process per organisation, talking over libp2p on 127.0.0.1.
+"""The multi-process devnet: a hardhat@2 JSON-RPC chain and one ``codecoop node run`` process per
+organisation, talking over libp2p: each in its own Linux network namespace when they can be made
+(``codecoop.sim.netns``; run as root), else on 127.0.0.1.
 
-Nothing here is simulated: every node is a separate process with its own encrypted keystore,
-configuration file, journal and libp2p identity; they meet through the MemberRegistry on the
-chain and gossip their announcements. The chain mines a block every ``block_interval_ms`` (besides
+Nothing here is simulated, and nothing is shared but the chain: every node is a separate process
+with its own encrypted keystore, configuration file, journal, libp2p identity and content store
+(the embedded store in its own folder, or for the organisations in ``ipfs_orgs`` an IPFS daemon of
+its own). They meet through the MemberRegistry on the chain, gossip their announcements and fetch
+every peer's update over libp2p direct fetch. The chain mines a block every ``block_interval_ms`` (besides
 one per transaction), so the round windows (in blocks) pass in real time. The devnet itself only
 opens each round, with a member account of its own, once every organisation has joined.
 """
@@ -22,7 +25,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,7 @@ class DevnetConfig:
     model: str = "tiny"
     strategy: str = "fedavg"
     chain_port: int = 8547
+    #: API port of the IPFS daemon of organisation ``i`` in ``ipfs_orgs``: ``ipfs_port + i``.
     ipfs_port: int = 5093
     p2p_port: int = 4301
     block_interval_ms: int = 1000
@@ -70,6 +74,11 @@ class DevnetConfig:
     poll_interval: float = 1.0
     #: ``section.key=value`` settings of every node's configuration (as ``codecoop node run --set``).
     node_overrides: tuple[str, ...] = ()
+    #: Organisations whose store is an IPFS daemon of their own (js-ipfs, offline); the others use the embedded store.
+    ipfs_orgs: tuple[int, ...] = ()
+    #: ``auto``: each organisation in its own Linux network namespace when they can be made (root), else loopback
+    #: ports; ``on``: namespaces or an error; ``off``: loopback ports (every node on 127.0.0.1).
+    namespaces: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,14 @@ class DevnetResult:
     wall_s: float
     workdir: str
     global_cids: tuple[str, ...]
+    #: Each organisation's fetch counters at the end (``FetchCounters.to_json``), read from its journal.
+    network: dict[int, dict[str, Any]]
+    #: Each organisation's member address.
+    addresses: tuple[str, ...] = ()
+    #: Round -> the (submitter, CID) of every update registered in it.
+    updates: dict[int, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    #: How the organisations were connected (``Devnet.network_mode``).
+    network_mode: str = ""
 
 
 def _rpc(url: str, method: str, params: list) -> object:
@@ -131,9 +148,9 @@ def _org_code(orgs: int) -> list[list[Path]]:
 class Devnet:
     """A running devnet whose parts the caller drives: the fault-injection tests kill, stop and restart them.
 
-    :meth:`start` starts the hardhat node and the IPFS daemon, deploys the contracts and prepares
-    one folder per organisation (encrypted keystore, funded account, configuration); node
-    processes are started with :meth:`start_node`. Use it as a context manager: :meth:`close`
+    :meth:`start` starts the hardhat node (and the IPFS daemons of ``ipfs_orgs``), deploys the
+    contracts and prepares one folder per organisation (encrypted keystore, funded account,
+    configuration naming its own store); node processes are started with :meth:`start_node`. Use it as a context manager: :meth:`close`
     stops every process it started.
     """
 
@@ -144,7 +161,7 @@ class Devnet:
         self._tmp = None if cfg.workdir else tempfile.TemporaryDirectory(prefix="codecoop-devnet-")
         self.work = Path(cfg.workdir or self._tmp.name)  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{cfg.chain_port}"
-        self.api = ""
+        self.apis: dict[int, str] = {}  # organisation -> API multiaddr of its own IPFS daemon
         self.chain: Any = None
         self.deployment: Any = None
         self.accounts: list[Any] = []
@@ -153,7 +170,21 @@ class Devnet:
         self._opener: Any = None
         self._ipfs_restarted: list[subprocess.Popen] = []
         self._logs: list[Any] = []
-        self._ipfs_env = {**os.environ, "IPFS_DEVNET_PORT": str(cfg.ipfs_port), "IPFS_DEVNET_STATE": str(self.work / "ipfs")}
+        bad = [i for i in cfg.ipfs_orgs if not 0 <= i < cfg.orgs]
+        if bad:
+            raise CodecoopError(f"ipfs_orgs {bad} are not organisations of this devnet (0 to {cfg.orgs - 1})")
+        if cfg.namespaces not in ("auto", "on", "off"):
+            raise CodecoopError(f"namespaces must be auto, on or off, not {cfg.namespaces!r}")
+        self.netns: Any = None
+        """The organisations' network namespaces (``codecoop.sim.netns.Namespaces``), or ``None`` on loopback."""
+        self.network_mode = ""
+        """How the organisations are connected, in words (namespaces with their subnet, or loopback and why)."""
+
+    def _ipfs_env(self, i: int) -> dict[str, str]:
+        return {**os.environ, "IPFS_DEVNET_PORT": str(self.cfg.ipfs_port + i), "IPFS_DEVNET_STATE": str(self._ipfs_folder(i))}
+
+    def _ipfs_folder(self, i: int) -> Path:
+        return self.work / f"org-{i}" / "ipfs"
 
     def __enter__(self) -> Devnet:
         try:
@@ -165,9 +196,9 @@ class Devnet:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ the chain and the store
+    # ------------------------------------------------------------------ the chain and the stores
     def start(self) -> Devnet:
-        """Start the chain and the store, deploy, and write every organisation's folder (no node yet)."""
+        """Start the chain (and the IPFS daemons of ``ipfs_orgs``), deploy, and write every organisation's folder (no node yet)."""
         from codecoop.chain import FederationParams, connect, deploy
         from codecoop.keys import create_keystore
         from codecoop.node.config import load_config, render_template
@@ -179,24 +210,27 @@ class Devnet:
         self.work.mkdir(parents=True, exist_ok=True)
         for port, what in (
             (cfg.chain_port, "chain"),
-            (cfg.ipfs_port, "IPFS API"),
+            *((cfg.ipfs_port + i, "IPFS API") for i in cfg.ipfs_orgs),
             *((cfg.p2p_port + i, "libp2p") for i in range(cfg.orgs)),
         ):
             if not _port_free(port):
                 raise CodecoopError(f"port {port} ({what}) on 127.0.0.1 is taken; stop what uses it or choose other ports")
         self.start_chain()
-        self.log("starting the IPFS daemon")
-        self.api = (
-            subprocess.run(
-                [str(self.root / "scripts" / "ipfs-devnet.sh"), "start"],
-                env=self._ipfs_env,
-                check=True,
-                capture_output=True,
-                text=True,
+        self._start_network()
+        for i in cfg.ipfs_orgs:
+            self.log(f"org-{i}: starting its own IPFS daemon")
+            self._ipfs_folder(i).parent.mkdir(parents=True, exist_ok=True)
+            self.apis[i] = (
+                subprocess.run(
+                    [str(self.root / "scripts" / "ipfs-devnet.sh"), "start"],
+                    env=self._ipfs_env(i),
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
             )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
 
         self.log(f"loading {cfg.model!r} for the charter's weights hash")
         weights = load_base(cfg.model).weights_hash
@@ -228,8 +262,8 @@ class Devnet:
                     config_name="node.toml",
                     chain=self.url,
                     deployment=str(self.work / "deployment.json"),
-                    store=self.api,
-                    listen=f"/ip4/127.0.0.1/tcp/{cfg.p2p_port + i}",
+                    store=self.apis.get(i, "embedded"),
+                    listen=f"/ip4/{self.host_address(i)}/tcp/{cfg.p2p_port + i}",
                     keystore="key.json",
                     password_line=f'password_file = "{self.work / "password.txt"}"',
                     code=", ".join(f'"{c}"' for c in code),
@@ -239,6 +273,36 @@ class Devnet:
             )
             load_config(config)
         return self
+
+    def _start_network(self) -> None:
+        from codecoop.sim.netns import Namespaces, unavailable
+
+        cfg = self.cfg
+        why = unavailable() if cfg.namespaces != "off" else "namespaces=off"
+        if why is None and cfg.ipfs_orgs:
+            why = "an organisation runs its own IPFS daemon (on the host's loopback)"
+        if why is not None and cfg.namespaces == "on":
+            raise CodecoopError(f"the devnet cannot put the organisations in network namespaces: {why}")
+        if why is None:
+            self.netns = Namespaces(cfg.orgs, self.work, cfg.chain_port).create()
+            self.network_mode = (
+                f"network namespaces: each organisation alone in its own, on {self.netns.subnet}.0/24 over a bridge; "
+                "the chain reached through a Unix-socket forwarder"
+            )
+        else:
+            self.network_mode = f"loopback: every node on 127.0.0.1 ({why})"
+        self.log(self.network_mode)
+
+    def host_address(self, i: int) -> str:
+        """The IPv4 address organisation ``i``'s libp2p host listens on."""
+        return self.netns.address(i) if self.netns is not None else "127.0.0.1"
+
+    def set_link(self, i: int, up: bool) -> None:
+        """Cut organisation ``i`` off from its peers (``up=False``) or reconnect it; needs namespaces."""
+        if self.netns is None:
+            raise CodecoopError(f"org-{i} has no link of its own to take down: the devnet runs on loopback ({self.network_mode})")
+        self.netns.set_link(i, up)
+        self.log(f"org-{i}: link to the other organisations {'up' if up else 'down'}")
 
     def start_chain(self) -> None:
         """Start the hardhat node (empty: hardhat@2 keeps its state in memory only) with interval mining."""
@@ -260,13 +324,15 @@ class Devnet:
         if blocks > 0:
             _rpc(self.url, "hardhat_mine", [hex(blocks)])
 
-    def _ipfs_state(self) -> tuple[int, str]:
-        state = self.work / "ipfs"
+    def _ipfs_state(self, i: int) -> tuple[int, str]:
+        if i not in self.apis:
+            raise CodecoopError(f"org-{i} runs no IPFS daemon of its own (DevnetConfig.ipfs_orgs)")
+        state = self._ipfs_folder(i)
         return int((state / "pid").read_text().strip()), (state / "repo").read_text().strip()
 
-    def stop_ipfs(self) -> None:
-        """Stop the IPFS daemon (SIGTERM, so it releases its repository lock) and keep its repository."""
-        pid, _ = self._ipfs_state()
+    def stop_ipfs(self, i: int) -> None:
+        """Stop organisation ``i``'s IPFS daemon (SIGTERM, so it releases its repository lock) and keep its repository."""
+        pid, _ = self._ipfs_state(i)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
@@ -275,12 +341,12 @@ class Devnet:
         if process_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-        self.log("IPFS daemon stopped")
+        self.log(f"org-{i}: IPFS daemon stopped")
 
-    def start_ipfs(self) -> None:
-        """Start the IPFS daemon again on the repository it had (what it held is still there)."""
-        _, repo = self._ipfs_state()
-        state = self.work / "ipfs"
+    def start_ipfs(self, i: int) -> None:
+        """Start organisation ``i``'s IPFS daemon again on the repository it had (what it held is still there)."""
+        _, repo = self._ipfs_state(i)
+        state = self._ipfs_folder(i)
         env = {
             **os.environ,
             "IPFS_PATH": repo,
@@ -298,14 +364,14 @@ class Devnet:
         )
         self._ipfs_restarted.append(proc)
         (state / "pid").write_text(f"{proc.pid}\n")  # ipfs-devnet.sh stop finds it there
-        url = f"http://127.0.0.1:{self.cfg.ipfs_port}/api/v0/id"
+        url = f"http://127.0.0.1:{self.cfg.ipfs_port + i}/api/v0/id"
         _wait(
             "the IPFS daemon to answer again",
             lambda: bool(urllib.request.urlopen(urllib.request.Request(url, b"", method="POST"), timeout=2).read()),
             90,
             lambda: proc.poll() is None,
         )
-        self.log("IPFS daemon running again")
+        self.log(f"org-{i}: IPFS daemon running again")
 
     # ------------------------------------------------------------------ node processes
     def start_node(
@@ -320,6 +386,7 @@ class Devnet:
         sets += [*self.cfg.node_overrides, *overrides]
         proc = subprocess.Popen(
             [
+                *(self.netns.exec_prefix(i) if self.netns is not None else []),
                 codecoop,
                 "node",
                 "run",
@@ -359,6 +426,19 @@ class Devnet:
 
     def journal_path(self, i: int) -> Path:
         return self.work / f"org-{i}" / "node-data" / "journal.json"
+
+    def store(self, i: int) -> Any:
+        """Organisation ``i``'s own content store (its embedded store, or its IPFS daemon while that runs)."""
+        from codecoop.storage import open_store
+
+        return open_store(self.apis.get(i, "embedded"), root=self.work / f"org-{i}" / "node-data" / "store")
+
+    def network(self, i: int) -> Any:
+        """Organisation ``i``'s fetch counters (``FetchCounters``) as its journal last saved them."""
+        from codecoop.node.journal import Journal
+        from codecoop.node.transport import FetchCounters
+
+        return FetchCounters.from_json(Journal(self.journal_path(i), deployment=self.deployment.addresses["RoundManager"]).network)
 
     # ------------------------------------------------------------------ rounds
     def wait_joined(self, count: int, timeout: float = 600.0) -> None:
@@ -424,11 +504,15 @@ class Devnet:
 
     # ------------------------------------------------------------------ stop
     def close(self) -> None:
-        """Stop every node process, the IPFS daemon (deleting its repository) and the chain."""
+        """Stop every node process, the IPFS daemons (deleting their repositories) and the chain."""
         for proc in self.nodes.values():
             _stop(proc)
+        if self.netns is not None:
+            self.netns.close()
+            self.netns = None
         self.stop_chain()
-        subprocess.run([str(self.root / "scripts" / "ipfs-devnet.sh"), "stop"], env=self._ipfs_env, capture_output=True)
+        for i in self.apis:
+            subprocess.run([str(self.root / "scripts" / "ipfs-devnet.sh"), "stop"], env=self._ipfs_env(i), capture_output=True)
         for proc in self._ipfs_restarted:
             _stop(proc)
         for f in self._logs:
@@ -450,6 +534,7 @@ def run_devnet(cfg: DevnetConfig, log: Callable[[str], None] = print) -> DevnetR
             log(f"org-{i}: code {', '.join(p.name for p in _org_code(cfg.orgs)[i])}")
         net.wait_joined(cfg.orgs)
         cids: list[str] = []
+        updates: dict[int, tuple[tuple[str, str], ...]] = {}
         for _ in range(cfg.rounds):
             r = net.open_round()
             log(f"round {r}: waiting for the nodes to train, vote, aggregate and confirm")
@@ -457,10 +542,23 @@ def run_devnet(cfg: DevnetConfig, log: Callable[[str], None] = print) -> DevnetR
             if info.phase is not Phase.COMPLETED:
                 raise CodecoopError(f"round {r} failed; see the node logs in {net.work}")
             cids.append(info.global_cid or "")
+            updates[r] = tuple((u.submitter, u.cid) for u in net.deployment.rounds.updates(r))
             log(f"round {r} completed: {len(info.accepted_ids)}/{info.update_count} updates accepted, global model {info.global_cid}")
         nodes = list(net.nodes.values())
         _wait("the node processes to exit", lambda: all(p.poll() is not None for p in nodes), 180)
         bad = [i for i, p in net.nodes.items() if p.returncode != 0]
         if bad:
             raise CodecoopError(f"node process(es) {bad} exited with an error; see {net.work}/org-N/node.log")
-        return DevnetResult(len(cids), time.perf_counter() - began, str(net.work), tuple(cids))
+        network = {i: net.network(i) for i in range(cfg.orgs)}
+        for i, counters in network.items():
+            log(f"org-{i}: {counters.summary()}")
+        return DevnetResult(
+            len(cids),
+            time.perf_counter() - began,
+            str(net.work),
+            tuple(cids),
+            {i: c.to_json() for i, c in network.items()},
+            tuple(a.address for a in net.accounts),
+            updates,
+            net.network_mode,
+        )

@@ -40,6 +40,7 @@ class RoundReport:
     baseline_loss: dict[str, float] = field(default_factory=dict)  # org -> loss of its single-client model
     gas: dict[str, int] = field(default_factory=dict)
     minted: dict[str, float] = field(default_factory=dict)  # tokens (not wei)
+    fetched_bytes: dict[str, int] = field(default_factory=dict)  # org -> bytes it fetched from peers in this round
     wall_s: float = 0.0
     protocol_s: float = 0.0  # the round itself, without the simulation's own evaluations and baselines
 
@@ -58,6 +59,7 @@ class SimReport:
     rounds: list[RoundReport] = field(default_factory=list)
     wall_s: float = 0.0
     setup_s: float = 0.0
+    network: dict[str, dict[str, Any]] = field(default_factory=dict)  # org -> its fetch counters (FetchCounters.to_json)
 
     @property
     def final_loss(self) -> float:
@@ -84,6 +86,7 @@ class SimReport:
             "final_ppl": math.exp(self.final_loss),
             "improved": self.improved,
             "rounds": rounds,
+            "network": self.network,
             "wall_s": round(self.wall_s, 2),
             "setup_s": round(self.setup_s, 2),
         }
@@ -134,6 +137,23 @@ class SimReport:
                 f"{r.global_ppl:.2f} | {base} | {sum(r.gas.values()):,} | {minted} |"
             )
         verdict = "lower" if self.improved else "not lower"
+        if self.network:
+            lines += [
+                "",
+                "## Network",
+                "",
+                "What each organisation fetched from the others (every object verified against its CID) and served them.",
+                "",
+                "| org | objects fetched | bytes fetched | paths | failed attempts | fetches after a retry | objects served | bytes served |",
+                "|---|---:|---:|---|---:|---:|---:|---:|",
+            ]
+            for name, c in self.network.items():
+                paths = ", ".join(f"{p} {row['objects']}" for p, row in sorted(c.get("by_path", {}).items()))
+                served = c.get("served", {}).values()
+                lines.append(
+                    f"| {name} | {c.get('objects', 0)} | {c.get('bytes', 0):,} | {paths or '-'} | {c.get('failures', 0)} | "
+                    f"{c.get('retries', 0)} | {sum(r['objects'] for r in served)} | {sum(r['bytes'] for r in served):,} |"
+                )
         lines += [
             "",
             f"Global validation loss {self.initial_loss:.4f} -> {self.final_loss:.4f} "

@@ -1,8 +1,10 @@
 """``codecoop sim``: many organisations on one machine, through full rounds on the real contracts.
 
 One embedded chain (eth-tester) with the real contract suite, one real :class:`LocalStore` per
-organisation, an in-process transport between them, one shared base model, real LoRA training and
-the federation's real aggregation. Each organisation is a :class:`~codecoop.node.Node`, exactly the
+organisation, a transport between them (in-process copies between their stores, or with
+``transport="libp2p"`` a real libp2p host per organisation on 127.0.0.1 that fetches every peer's
+update by direct fetch), one shared base model, real LoRA training and the federation's real
+aggregation. Each organisation is a :class:`~codecoop.node.Node`, exactly the
 state machine ``codecoop node run`` drives; the simulation steps the nodes in turn and, whenever
 none has anything left to do, mines the embedded chain to the end of the current window.
 """
@@ -57,6 +59,7 @@ class SimConfig:
     byzantine: tuple[str, ...] = setting_field("sim.byzantine")  # codecoop.sim.byzantine
     dp_clip_norm: float | None = setting_field("training.dp_clip_norm")  # codecoop.training.dp
     dp_noise_multiplier: float = setting_field("training.dp_noise_multiplier")
+    transport: str = setting_field("sim.transport")
 
     def __post_init__(self) -> None:
         if self.orgs < 2:
@@ -67,6 +70,8 @@ class SimConfig:
             raise ConfigError("--steps must be at least 1")
         if self.dp_clip_norm is not None and not self.dp_clip_norm > 0:
             raise ConfigError(f"--dp-clip-norm must be positive, got {self.dp_clip_norm} (0 turns differential privacy off)")
+        if self.transport not in ("in-process", "libp2p"):
+            raise ConfigError(f"--transport must be in-process or libp2p, got {self.transport!r}")
         if not self.dp_noise_multiplier >= 0:
             raise ConfigError(f"--dp-noise-multiplier must not be negative, got {self.dp_noise_multiplier}")
 
@@ -126,12 +131,16 @@ class Simulation:
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._reports: dict[int, RoundReport] = {}
         self._started: dict[int, float] = {}
+        self._fetched_before: dict[int, dict[str, int]] = {}  # round -> org -> bytes fetched before it opened
+        self._hosts: list[Any] = []  # libp2p hosts (transport "libp2p")
+        self._peers: dict[str, tuple[str, tuple[str, ...]]] = {}  # address -> (peer id, multiaddrs), once all joined
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> SimReport:
         from codecoop.aggregation.spec import parse_strategy
         from codecoop.chain import FederationParams, connect, deploy
         from codecoop.node import InProcessNetwork, Journal, NodeSettings
+        from codecoop.node.transport import FetchCounters
         from codecoop.sim.byzantine import assign_attacks, node_factories, parse_byzantine
         from codecoop.sim.data import default_sources, organisation_files
         from codecoop.storage import LocalStore
@@ -192,12 +201,17 @@ class Simulation:
             account = self.chain.new_account()
             store = LocalStore(work / name / "store")
             journal = Journal(work / name / "journal.json", deployment=self.deployment.addresses["RoundManager"])
+            counters = FetchCounters.from_json(journal.network)
+            if cfg.transport == "libp2p":
+                transport = self._libp2p_transport(work / name, account, store, counters)
+            else:
+                transport = network.attach(account.address, store, counters)
             node = factories[i](
                 name=name,
                 account=account,
                 deployment=self.deployment,
                 store=store,
-                transport=network.attach(account.address, store),
+                transport=transport,
                 base=self.base,
                 corpus=corpus,
                 settings=settings,
@@ -206,8 +220,14 @@ class Simulation:
                 on_train_step=lambda info, name=name: self.hooks.on_train_step(name, info),
             )
             node.check_charter()
-            node.ensure_member(peer_id=f"sim-{name}")
+            if cfg.transport == "libp2p":
+                host = transport.host
+                node.ensure_member(host.peer_id, tuple(host.addrs))
+            else:
+                node.ensure_member(peer_id=f"sim-{name}")
             self.orgs.append(_Org(name, node, corpus, sorted({d.repository for d in corpus.documents})))
+        if self._hosts:
+            self._connect_hosts()
         initial = self.global_loss(self.orgs[0].node.global_adapter(None))
         log(f"global validation loss of version 0: {initial:.4f} (perplexity {math.exp(initial):.2f})")
         self.report = SimReport(
@@ -237,6 +257,33 @@ class Simulation:
             if event.kind == "claimed":
                 org.minted[event.round] = org.minted.get(event.round, 0) + int(event.data["minted"])
         self.hooks.on_event(event)
+
+    def _libp2p_transport(self, folder: Path, account: Any, store: Any, counters: Any) -> Any:
+        """A started libp2p host on a free 127.0.0.1 port serving ``store``, as the node's transport.
+
+        The registry is read once every organisation has joined (``_peers``): the hosts' own threads
+        never touch the embedded chain, which is not thread-safe.
+        """
+        from codecoop.node.transport import P2PTransport
+        from codecoop.p2p import P2PConfig, P2PHost
+
+        config = P2PConfig(
+            federation="sim-" + self.deployment.addresses["RoundManager"][2:12].lower(),
+            identity_path=folder / "libp2p.key",
+            listen="/ip4/127.0.0.1/tcp/0",
+            fetch_timeout=120.0,
+        )
+        host = P2PHost(config, account, store=store, authorize=lambda a: self._peers.get(a.sender, ("",))[0] == a.peer).start()
+        self._hosts.append(host)
+        return P2PTransport(host, store, lambda: [(a, p, addrs) for a, (p, addrs) in self._peers.items()], counters=counters)
+
+    def _connect_hosts(self) -> None:
+        """Dial every host from every later one, so fetches and gossip need no discovery."""
+        self._peers = {o.node.address: (o.node.transport.host.peer_id, tuple(o.node.transport.host.addrs)) for o in self.orgs}
+        for j, later in enumerate(self._hosts):
+            for earlier in self._hosts[:j]:
+                later.connect(earlier.addrs[0])
+        self.hooks.log(f"libp2p: {len(self._hosts)} hosts on 127.0.0.1, each connected to every other")
 
     # ------------------------------------------------------------------ evaluation
     def global_loss(self, adapter: Any) -> float:
@@ -285,6 +332,7 @@ class Simulation:
             raise ConfigError("the previous round is not done; cannot open another")
         self._reports[r] = RoundReport(round=r)
         self._started[r] = time.perf_counter()
+        self._fetched_before[r] = {o.name: o.node.transport.counters.bytes for o in self.orgs}
         return r
 
     def drive(self, r: int) -> RoundReport:
@@ -341,6 +389,9 @@ class Simulation:
             rep.baseline_loss = self._baselines(r)
         rep.gas = {o.name: o.gas.get(r, 0) for o in self.orgs}
         rep.minted = {o.name: to_tokens(o.minted.get(r, 0)) for o in self.orgs}
+        before = self._fetched_before.get(r, {})
+        rep.fetched_bytes = {o.name: o.node.transport.counters.bytes - before.get(o.name, 0) for o in self.orgs}
+        self.report.network = {o.name: o.node.transport.counters.to_json() for o in self.orgs}
         rep.wall_s = time.perf_counter() - self._started[r]
         self.report.rounds.append(rep)
         self.hooks.on_round(rep)
@@ -355,6 +406,9 @@ class Simulation:
         return report
 
     def close(self) -> None:
+        for host in self._hosts:
+            host.stop()
+        self._hosts.clear()
         if self._tmp is not None:
             self._tmp.cleanup()
 

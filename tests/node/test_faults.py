@@ -125,6 +125,9 @@ def _config(tmp_path: Path, port_offset: int, **kw):
         confirm_window=400,
         timeout_s=1800.0,
         poll_interval=1.0,
+        # these faults are in processes, the store and the chain (org-2's lagging proxy listens on the host's
+        # loopback): the nodes stay on 127.0.0.1; network faults run in namespaces in tests/sim/test_devnet.py
+        namespaces="off",
     )
     return DevnetConfig(**{**defaults, **kw})
 
@@ -255,13 +258,14 @@ class LaggingRpc:
 # ---------------------------------------------------------------------- IPFS restart, an offline node, a lagging node
 @pytest.fixture(scope="module")
 def two_rounds(tmp_path_factory):
-    """Four organisations, two rounds: the IPFS daemon is stopped and restarted in round 1's submit
-    window; org-3 is offline for all of round 1 and comes back for round 2; org-2 sees the chain
-    through a proxy that lags 6 s behind, for both rounds."""
+    """Four organisations, two rounds: org-0 keeps its objects in an IPFS daemon of its own, which is
+    stopped and restarted in round 1's submit window (the others use their embedded stores); org-3
+    is offline for all of round 1 and comes back for round 2; org-2 sees the chain through a proxy
+    that lags 6 s behind, for both rounds."""
     from codecoop.sim.devnet import Devnet
 
     tmp = tmp_path_factory.mktemp("faults-two-rounds")
-    cfg = _config(tmp, 1, rounds=2, confirmations=2)
+    cfg = _config(tmp, 1, rounds=2, confirmations=2, ipfs_orgs=(0,))
     out: dict = {"ipfs_down_s": 0.0}
     with Devnet(cfg, log=print) as net:
         lag = LaggingRpc(net.url, lag_s=6.0)
@@ -276,9 +280,9 @@ def two_rounds(tmp_path_factory):
                 if out["ipfs_down_s"] or net.deployment.rounds.round(r1).update_count < 1:
                     return
                 began = time.monotonic()
-                net.stop_ipfs()
+                net.stop_ipfs(0)
                 time.sleep(15)
-                net.start_ipfs()
+                net.start_ipfs(0)
                 out["ipfs_down_s"] = time.monotonic() - began
 
             out["r1"] = net.wait_round(r1, expect=3, on_poll=ipfs_outage)
@@ -293,6 +297,8 @@ def two_rounds(tmp_path_factory):
             for i in range(cfg.orgs):
                 assert net.stop_node(i) == 0, f"org-{i} did not stop cleanly:\n{net.node_log(i)[-3000:]}"
             out["journals"] = {i: _journal(net, i) for i in range(cfg.orgs)}  # read once they stopped writing
+            out["network"] = {i: net.network(i) for i in range(cfg.orgs)}
+            out["org3_holds"] = {cid: net.store(3).has(cid) for cid in (out["r1"].global_cid, *(u.cid for u in out["updates"][r2]))}
         finally:
             lag.close()
     return out
@@ -301,7 +307,7 @@ def two_rounds(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.daemon
 @needs_devnet
-def test_a_round_completes_across_an_ipfs_daemon_restart(two_rounds):
+def test_a_round_completes_across_a_restart_of_one_organisations_ipfs_daemon(two_rounds):
     assert two_rounds["ipfs_down_s"] >= 15
     r1 = two_rounds["r1"]
     assert r1.phase is Phase.COMPLETED and r1.update_count == 3
@@ -319,6 +325,18 @@ def test_a_round_finalizes_without_an_offline_member_who_rejoins_the_next_round(
     back = two_rounds["actions"][(3, r2.round)]
     assert back["submitted"] == back["committed"] == back["revealed"] == 1
     assert r2.phase is Phase.COMPLETED and r2.update_count == 4 and r2.base_cid == r1.global_cid
+
+
+@pytest.mark.slow
+@pytest.mark.daemon
+@needs_devnet
+def test_a_member_back_from_offline_fetches_the_global_version_it_missed_over_libp2p(two_rounds):
+    # org-3 computed no aggregate in round 1: the round-1 global model it trains on in round 2 came from a peer
+    assert all(two_rounds["org3_holds"].values()), two_rounds["org3_holds"]
+    counters = two_rounds["network"][3]
+    peer_updates = sum(1 for u in two_rounds["updates"][two_rounds["r2"].round] if u.submitter != two_rounds["addresses"][3])
+    assert set(counters.by_path) == {"libp2p"} and counters.objects >= 1 + peer_updates, counters.summary()
+    assert sum(row["objects"] for row in counters.by_peer.values()) == counters.objects
 
 
 @pytest.mark.slow

@@ -1,22 +1,96 @@
-"""The multi-process network: hardhat, the IPFS daemon and three `codecoop node run` processes over libp2p."""
+"""The multi-process network: hardhat and three `codecoop node run` processes, each with its own store,
+exchanging every update over libp2p."""
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
 from codecoop.sim.devnet import ACCEPT_EVERY_UPDATE, DevnetConfig, run_devnet
+from codecoop.storage import LocalStore
+from tests.node.test_faults import _actions
 
 pytestmark = [pytest.mark.slow, pytest.mark.daemon]
 
 
-@pytest.mark.skipif(shutil.which("npx") is None, reason="needs Node.js for the hardhat node and the IPFS daemon")
-def test_three_node_processes_complete_a_round_on_hardhat_and_ipfs(tmp_path):
-    result = run_devnet(
-        DevnetConfig(orgs=3, rounds=1, steps=4, workdir=str(tmp_path), node_overrides=ACCEPT_EVERY_UPDATE), log=lambda m: None
-    )
-    assert result.rounds_completed == 1
-    assert result.global_cids[0].startswith("bafk")
-    journals = sorted(tmp_path.glob("org-*/node-data/journal.json"))
-    assert len(journals) == 3
+@pytest.mark.skipif(shutil.which("npx") is None, reason="needs Node.js for the hardhat node")
+def test_three_node_processes_with_separate_stores_fetch_every_peer_update_over_libp2p(tmp_path):
+    rounds = 2
+    result = run_devnet(DevnetConfig(orgs=3, rounds=rounds, steps=4, workdir=str(tmp_path), node_overrides=ACCEPT_EVERY_UPDATE), log=print)
+    assert result.rounds_completed == rounds and all(c.startswith("bafk") for c in result.global_cids)
+    served = fetched = 0
+    for i, me in enumerate(result.addresses):
+        store = LocalStore(Path(result.workdir) / f"org-{i}" / "node-data" / "store")
+        peer_updates = [cid for r in result.updates.values() for who, cid in r if who != me]
+        assert len(peer_updates) == 2 * rounds, "every organisation submitted in every round"
+        # nothing is shared: the peers' updates are in this organisation's own store because it fetched them
+        assert all(store.has(cid) for cid in peer_updates)
+        assert all(store.has(cid) for cid in result.global_cids)
+        counters = result.network[i]
+        assert set(counters["by_path"]) == {"libp2p"}, counters
+        # each peer update once, and at most one global version per round it did not aggregate itself
+        assert len(peer_updates) <= counters["objects"] <= len(peer_updates) + rounds, counters
+        fetched += counters["objects"]
+        served += sum(row["objects"] for row in counters["served"].values())
+    assert served == fetched, "every object fetched was served by another organisation's node"
+
+
+def test_the_devnet_says_how_its_organisations_are_connected_and_refuses_namespaces_it_cannot_make(tmp_path, monkeypatch):
+    import codecoop.sim.netns as netns
+    from codecoop.errors import CodecoopError
+    from codecoop.sim.devnet import Devnet
+
+    monkeypatch.setattr(netns, "unavailable", lambda: "making network namespaces needs root")
+    net = Devnet(DevnetConfig(orgs=2, namespaces="auto", workdir=str(tmp_path)), log=lambda m: None)
+    net._start_network()
+    assert net.netns is None and net.host_address(1) == "127.0.0.1"
+    assert net.network_mode == "loopback: every node on 127.0.0.1 (making network namespaces needs root)"
+    with pytest.raises(CodecoopError, match="no link of its own"):
+        net.set_link(1, False)
+    strict = Devnet(DevnetConfig(orgs=2, namespaces="on", workdir=str(tmp_path)), log=lambda m: None)
+    with pytest.raises(CodecoopError, match="cannot put the organisations in network namespaces: making network namespaces needs root"):
+        strict._start_network()
+
+
+@pytest.mark.skipif(shutil.which("npx") is None, reason="needs Node.js for the hardhat node")
+def test_an_organisation_cut_off_for_a_round_misses_it_then_catches_up_with_no_double_action(tmp_path):
+    from codecoop.chain import Phase
+    from codecoop.sim.devnet import Devnet
+    from codecoop.sim.netns import unavailable
+
+    if (why := unavailable()) is not None:
+        pytest.skip(f"needs network namespaces: {why}")
+    cfg = DevnetConfig(
+        orgs=3, steps=4, workdir=str(tmp_path), namespaces="on", node_overrides=ACCEPT_EVERY_UPDATE, chain_port=8561, p2p_port=4521,
+        submit_window=200, commit_window=120, reveal_window=120, confirm_window=150, timeout_s=1500.0,
+    )  # fmt: skip
+    with Devnet(cfg, log=print) as net:
+        assert net.network_mode.startswith("network namespaces")
+        for i in range(cfg.orgs):
+            net.start_node(i)
+        net.wait_joined(cfg.orgs)
+        net.set_link(1, False)  # org-1 keeps its chain connection, but reaches no peer
+        r1 = net.open_round()
+        first = net.wait_round(r1, expect=cfg.orgs)
+        net.set_link(1, True)
+        r2 = net.open_round()
+        second = net.wait_round(r2, expect=cfg.orgs)
+        rounds = net.deployment.rounds
+        me = net.accounts[1].address
+        by_org1 = [u.update_id for u in rounds.updates(r1) if u.submitter == me]
+        for i in range(cfg.orgs):
+            net.stop_node(i)
+        counters = net.network(1)
+        held = net.store(1)
+        assert first.phase is Phase.COMPLETED and second.phase is Phase.COMPLETED
+        # cut off, org-1's update could not reach the others, who refused what they could not fetch
+        assert by_org1 and not set(by_org1) & set(first.accepted_ids)
+        # back online, it fetched the round-1 global model it had not computed, and its round-2 update was accepted
+        assert held.has(first.global_cid) and second.base_cid == first.global_cid
+        assert any(u.submitter == me and u.update_id in second.accepted_ids for u in rounds.updates(r2))
+        assert counters.failures > 0 and counters.by_path["libp2p"]["objects"] >= 1 + 2
+        for r in (r1, r2):  # never more than one action of a kind per member and round
+            for a in net.accounts:
+                assert all(n <= 1 for n in _actions(net.deployment, a.address, r).values()), (r, a.address)

@@ -104,3 +104,74 @@ def test_the_sim_command_runs_with_its_defaults(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "round 1" in out.lower()
     assert json.loads((tmp_path / "report.json").read_text())["rounds"][0]["outcome"] == "completed"
+
+
+def test_every_peer_update_is_fetched_into_each_organisations_own_store_and_counted(finished, tmp_path):
+    sim, report, _ = finished
+    fetched = served = 0
+    for o in sim.orgs:
+        peer_updates = [u.cid for r in (1, 2) for u in sim.deployment.rounds.updates(r) if u.submitter != o.node.address]
+        assert len(peer_updates) == 4 and all(o.node.store.has(cid) for cid in peer_updates)
+        c = report.network[o.name]
+        # each peer update once, and at most one global version per round it did not aggregate itself
+        assert 4 <= c["objects"] <= 6 and set(c["by_path"]) == {"in-process"} and o.node.address not in c["by_peer"]
+        assert o.node.journal.network["objects"] == c["objects"]  # journaled at every fetch
+        fetched += c["objects"]
+        served += sum(row["objects"] for row in c["served"].values())
+    assert served == fetched
+    assert sum(report.rounds[0].fetched_bytes.values()) > 0
+    _, md_path = report.write(tmp_path)
+    assert "## Network" in md_path.read_text()
+
+
+def test_a_simulation_over_libp2p_fetches_every_peer_update_through_real_hosts(tmp_path):
+    # three real libp2p hosts on 127.0.0.1; every member submits (forced), so each must fetch two peers' updates to vote
+    config = SimConfig(
+        orgs=3, rounds=1, steps=2, eval_blocks=4, max_files_per_org=10, baselines=False, transport="libp2p",
+        min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), workdir=str(tmp_path),
+    )  # fmt: skip
+    sim = Simulation(config)
+    try:
+        report = sim.setup()
+        rep = sim.run_round()
+        assert rep.outcome.startswith("completed") and rep.submitted == 3
+        peer_ids = {o.node.transport.host.peer_id for o in sim.orgs}
+        fetched = served = 0
+        for o in sim.orgs:
+            c = report.network[o.name]
+            own = o.node.transport.host.peer_id
+            assert c["by_path"]["libp2p"]["objects"] >= 2 and set(c["by_path"]) == {"libp2p"}, c
+            assert set(c["by_peer"]) <= peer_ids - {own}
+            peer_updates = [u.cid for u in sim.deployment.rounds.updates(1) if u.submitter != o.node.address]
+            assert all(o.node.store.has(cid) for cid in peer_updates)
+            fetched += c["objects"]
+        for o in sim.orgs:  # served counts are taken on each host's loop: read them once every fetch returned
+            served += sum(row["objects"] for row in o.node.transport.counters.served.values())
+        assert served == fetched
+    finally:
+        sim.close()
+
+
+def test_members_who_cannot_fetch_an_update_abstain_on_it_instead_of_rejecting_it(tmp_path):
+    config = SimConfig(
+        orgs=3, rounds=1, steps=2, eval_blocks=4, max_files_per_org=10, baselines=False,
+        min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), workdir=str(tmp_path),
+    )  # fmt: skip
+    sim = Simulation(config)
+    try:
+        sim.setup()
+        for o in sim.orgs:
+            o.node = _accepting(o.node)
+        cut_off = sim.orgs[2].node
+        cut_off.transport.close()  # nobody can fetch from org-2 any more; it still fetches from the others
+        rep = sim.run_round()
+        rounds = sim.deployment.rounds
+        theirs = next(u for u in rounds.updates(1) if u.submitter == cut_off.address)
+        assert (theirs.approvals, theirs.rejections) == (0, 0), "unreachable is not harmful: no rejection"
+        for o in sim.orgs[:2]:
+            vote = o.node.journal.entry(1).votes[str(theirs.update_id)]
+            assert vote["approve"] is None and vote["reason"].startswith("abstained: ")
+        accepted = {u.submitter for u in rounds.updates(1) if u.update_id in rounds.round(1).accepted_ids}
+        assert accepted == {sim.orgs[0].node.address, sim.orgs[1].node.address} and rep.accepted == 2
+    finally:
+        sim.close()
