@@ -20,6 +20,10 @@ def test_three_node_processes_with_separate_stores_fetch_every_peer_update_over_
     rounds = 2
     result = run_devnet(DevnetConfig(orgs=3, rounds=rounds, steps=4, workdir=str(tmp_path), node_overrides=ACCEPT_EVERY_UPDATE), log=print)
     assert result.rounds_completed == rounds and all(c.startswith("bafk") for c in result.global_cids)
+    from codecoop.sim.netns import unavailable
+
+    why = unavailable()
+    assert result.network_mode.startswith("network namespaces" if why is None else f"loopback: every node on 127.0.0.1 ({why})")
     served = fetched = 0
     for i, me in enumerate(result.addresses):
         store = LocalStore(Path(result.workdir) / f"org-{i}" / "node-data" / "store")
