@@ -37,11 +37,27 @@ def machine() -> dict[str, Any]:
     return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
 
 
+def source_commit() -> dict[str, Any]:
+    """The commit the figures came from, and whether the working tree had changes beside it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(status)}
+
+
 def write_results(name: str, payload: dict[str, Any], targets: Sequence[dict[str, Any]]) -> Path:
     """Write ``benchmarks/results/NAME.json`` (payload plus ``targets``) and return its path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    data = {"benchmark": name, **payload, "targets": list(targets)}
+    data = {"benchmark": name, **source_commit(), **payload, "targets": list(targets)}
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
     return path
 
