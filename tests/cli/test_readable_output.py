@@ -78,14 +78,17 @@ def test_figures_that_cannot_fit_drop_the_listed_columns_and_say_so():
 
 
 def test_node_status_journal_rows_print_whole():
+    network = {"objects": 12, "bytes": 1_234_567, "by_path": {"libp2p": {"objects": 12, "bytes": 1_234_567, "failures": 0}},
+               "by_peer": {"12D3KooWpeer": {"objects": 12, "bytes": 1_234_567, "failures": 0}}}  # fmt: skip
     journal = N(rounds={3: N(skipped=False, trained_cid="bafkrei" + "x" * 52, ballot=b"1", aggregate_cid=None, done=True)},
-                privacy_spent=lambda delta: (1.2345, 2))  # fmt: skip
+                privacy_spent=lambda delta: (1.2345, 2), network=network)  # fmt: skip
     table = Table(show_header=False)
     for row in journal_rows(journal, 1e-5):
         table.add_row(*row)
     buf = io.StringIO()
     print_table(table, console=_console(buf))
     assert "…" not in buf.getvalue() and "1.23" in buf.getvalue()
+    assert dict(journal_rows(journal, 1e-5))["network"].startswith("fetched 12 object(s), 1.23 MB (12 over libp2p) from 1 peer(s)")
 
 
 def test_reflow_joins_a_paragraph_and_keeps_example_lines():
