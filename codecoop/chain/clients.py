@@ -485,10 +485,14 @@ class RoundsClient(ContractClient):
         return Phase(self._call("phase", round_id))
 
     def round(self, round_id: int) -> RoundInfo:
+        # The phase is read first: the struct, read a moment later, is then at least as new as the phase. The
+        # other order let a finalize land between the reads, giving phase CONFIRM with no accepted update (seen in
+        # CI: the node recorded "no updates to aggregate" and never confirmed).
+        phase = self.phase(round_id)
         r = self._read("getRound", round_id)
         return RoundInfo(
             round=round_id,
-            phase=self.phase(round_id),
+            phase=phase,
             submit_end=r["submitEnd"],
             commit_end=r["commitEnd"],
             reveal_end=r["revealEnd"],

@@ -396,6 +396,8 @@ class Node:
             return False
         if entry.aggregate_error:
             return False
+        if not info.accepted_ids:
+            return False  # a view older than the finalize that opened this window: read the chain again
         if entry.aggregate_cid is None:
             began = time.perf_counter()
             try:

@@ -377,3 +377,15 @@ def test_only_votes_that_match_the_outcome_earn_the_voter_reward(fed):
     assert rounds.entitlement(r, fed.members[3].address) == p.voter_reward  # its rejection of update 1 matched
     assert rounds.entitlement(r, fed.members[2].address) == p.voter_reward  # its approval of update 0 matched
     assert rounds.entitlement(r, fed.members[1].address) == p.voter_reward
+
+
+def test_round_info_reads_the_phase_before_the_state_so_the_state_is_never_older(fed, monkeypatch):
+    # a finalize landing between two reads must not give phase CONFIRM with no accepted update
+    rounds = fed.deployment.rounds
+    r, _ = open_with_updates(fed)
+    order: list[str] = []
+    real_phase, real_read = rounds.phase, rounds._read
+    monkeypatch.setattr(rounds, "phase", lambda *a: order.append("phase") or real_phase(*a))
+    monkeypatch.setattr(rounds, "_read", lambda fn, *a: order.append(fn) or real_read(fn, *a))
+    rounds.round(r)
+    assert order == ["phase", "getRound"]
