@@ -293,12 +293,14 @@ class P2PTransport:
         except P2PError:
             pass  # gossip is a hint; peers also find the owner through the registry
 
-    def candidates(self, cid: str, owner: str | None) -> list[str]:
-        """Peers (ids) to ask for ``cid``, best first (see the class docstring); never this host."""
+    def candidates(self, cid: str, owner: str | None, connected: set[str] | None = None) -> list[str]:
+        """Peers (ids) to ask for ``cid``, best first (see the class docstring); never this host.
+
+        ``connected``: the peers this host is connected to, when the caller has asked already."""
         self._drain()
         registered = {address: peer for address, peer, _ in self.peers_of()}
         announcers = self.holders.get(cid, [])
-        connected = self._connected()
+        connected = self._connected() if connected is None else connected
         ordered: list[str | None] = [*(p for p in announcers if p in connected), *announcers]
         ordered += [registered.get(owner) if owner else None, *registered.values()]
         out: list[str] = []
@@ -328,9 +330,9 @@ class P2PTransport:
 
     def fetch(self, cid: str, owner: str | None, *, max_size: int) -> bytes:
         errors: list[str] = []
-        peers = self.candidates(cid, owner)
-        asked = len(peers)
         connected = self._connected()
+        peers = self.candidates(cid, owner, connected)
+        asked = len(peers)
         busy: list[str] = []
         for attempt, delay in enumerate((0.0, *_BUSY_BACKOFF)):
             if attempt:  # only peers that were busy are asked again, after a growing pause
