@@ -120,6 +120,8 @@ class NodeConfig:
             finalize=n["finalize"],
             claim=n["claim"],
             max_rounds=self.library("node.max_rounds"),
+            replicas=n["replicas"],
+            replica_wait=float(n["replica_wait"]),
         )
 
 

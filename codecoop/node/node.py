@@ -86,6 +86,11 @@ class NodeSettings:
         reveal window passed, and claims its rewards.
     max_rounds:
         With ``open_rounds``, open no round past this id (``None``: no limit).
+    replicas, replica_wait:
+        Before registering its update, the node offers it to its peers (an announcement) and waits
+        until ``replicas`` of them hold a copy, at most ``replica_wait`` seconds and never past the
+        last blocks of the submit window: an update registered only by a node that then goes
+        offline could not be judged or aggregated.
     """
 
     train: Any
@@ -104,6 +109,8 @@ class NodeSettings:
     finalize: bool = setting_field("node.finalize")
     claim: bool = setting_field("node.claim")
     max_rounds: int | None = setting_field("node.max_rounds")
+    replicas: int = setting_field("node.replicas")
+    replica_wait: float = setting_field("node.replica_wait")
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,12 @@ class Parts:
 
 def _hex(h: str) -> str:
     return h.lower().removeprefix("0x")
+
+
+#: With fewer blocks than this left in the submit window, an update is registered without waiting for copies.
+_CLOSING_BLOCKS = 5
+#: Failed fetches of one offered object before a node stops asking for it (registered updates are always retried).
+_OFFER_TRIES = 3
 
 
 class Node:
@@ -144,6 +157,8 @@ class Node:
         self.judge = parts.judge(self.member)
         self.aggregator = parts.aggregator(self.member)
         self._seen_updates: dict[int, int] = {}  # round -> updates already prefetched
+        self._offered: dict[str, tuple[int, float, int]] = {}  # own update CID -> (round, offered at (monotonic), copies wanted)
+        self._offer_tries: dict[str, int] = {}  # peers' offered CIDs -> failed fetches so far
 
     @property
     def store(self) -> ContentStore:
@@ -300,9 +315,55 @@ class Node:
                 data["epsilon"], data["dp_rounds"] = spent
                 message += f"; privacy spent: epsilon {spent[0]:.2f} over {spent[1]} released update(s) at delta {delta:g}"
             self._emit(r, produced.kind, message, **data)
+            trained = True
+        else:
+            trained = False
         with self.member.timed("publish"):
+            if not self._replicated(info, entry):
+                return trained  # peers are fetching their copies; asked again at the next step
             self._register(info, entry)
         return True
+
+    def _replicated(self, info: RoundInfo, entry: RoundEntry) -> bool:
+        """Whether the trained update may be registered: enough peers hold a copy, the wait is over, or the window closes.
+
+        The first call offers the update (an announcement for the round); peers fetch offered
+        objects while the submit window is open, so an update whose submitter goes offline right
+        after registering it can still be judged and aggregated from their copies.
+        """
+        s, cid = self.settings, entry.trained_cid
+        assert cid is not None
+        if s.replicas <= 0:
+            return True
+        if cid not in self._offered:
+            # no more copies than there are other members with an address to fetch from
+            peers = sum(1 for m in self.deployment.members.active_members() if m.multiaddrs and m.address != self.address)
+            wanted = min(s.replicas, peers)
+            if wanted == 0:
+                return True
+            self.transport.announce(info.round, cid)
+            self._offered[cid] = (info.round, time.monotonic(), wanted)
+            self._emit(info.round, "offered", f"offered update {cid[:20]}... to the peers; registering it once {wanted} hold a copy")
+            return False
+        _, offered_at, wanted = self._offered[cid]
+        copies = self.transport.copies(cid)
+        if copies >= wanted:
+            del self._offered[cid]
+            return True
+        waited = time.monotonic() - offered_at
+        closing = info.submit_end - self.deployment.chain.block_number <= _CLOSING_BLOCKS
+        if waited >= s.replica_wait or closing:
+            why = f"after {waited:.0f} s" if waited >= s.replica_wait else "as the submit window closes"
+            self._emit(info.round, "warning", f"registering the update with {copies} of {wanted} peer copies {why}")
+            del self._offered[cid]
+            return True
+        return False
+
+    @property
+    def awaiting_copies(self) -> bool:
+        """Whether this node holds back an update of the current round until its peers have copies (see ``replicas``)."""
+        r = self.deployment.rounds.current_round()
+        return any(rr == r for rr, _, _ in self._offered.values())
 
     def _register(self, info: RoundInfo, entry: RoundEntry) -> None:
         r = info.round
@@ -322,7 +383,24 @@ class Node:
         self.journal.save()
 
     def _prefetch(self, info: RoundInfo) -> bool:
-        """Fetch peers' updates registered since the last look, so judging them later waits on nothing."""
+        """Fetch peers' offered and registered updates not yet held, so judging them later waits on nothing."""
+        fetched = self._fetch_offers(info.round)
+        return self._fetch_registered(info) or fetched
+
+    def _fetch_offers(self, r: int) -> bool:
+        """Copies of what other members offered for round ``r`` (each tried a few times at most)."""
+        fetched = False
+        for cid, sender in self.transport.offers(r):
+            if self.store.has(cid) or self._offer_tries.get(cid, 0) >= _OFFER_TRIES:
+                continue
+            try:
+                self.member.fetch(cid, sender)
+                fetched = True
+            except StorageError:
+                self._offer_tries[cid] = self._offer_tries.get(cid, 0) + 1
+        return fetched
+
+    def _fetch_registered(self, info: RoundInfo) -> bool:
         count = info.update_count
         if count <= self._seen_updates.get(info.round, 0):
             return False

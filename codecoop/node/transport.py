@@ -29,6 +29,10 @@ _MAX_HOLDERS = 16
 _MAX_OBJECTS = 4096
 #: Seconds to wait before asking a busy holder again (bounded: then the fetch fails and the node retries later).
 _BUSY_BACKOFF = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
+#: Objects one member may offer for one round (its update, and copies of others' it holds); more are ignored.
+_MAX_OFFERS_PER_MEMBER = 64
+#: Rounds whose offers are remembered.
+_OFFER_ROUNDS = 4
 #: Seconds a peer that failed (unreachable, stalled, wrong bytes) is asked only after every other candidate.
 _FAILED_COOLDOWN_S = 60.0
 
@@ -158,6 +162,14 @@ class Transport(Protocol):
         """
         ...
 
+    def offers(self, round: int) -> list[tuple[str, str]]:
+        """``(cid, member address)`` of the objects other members announced for ``round``, oldest first."""
+        ...
+
+    def copies(self, cid: str) -> int:
+        """How many other members are known to hold a copy of this node's object ``cid``."""
+        ...
+
     def close(self) -> None:
         """Release network resources."""
         ...
@@ -221,6 +233,12 @@ class InProcessTransport:
             raise IntegrityError(f"every member of this process that holds {cid} has a damaged copy")
         raise ObjectNotFound(f"no member of this process holds {cid}")
 
+    def offers(self, round: int) -> list[tuple[str, str]]:
+        return [(cid, sender) for r, cid, sender in self.network.announcements if r == round and sender != self.address]
+
+    def copies(self, cid: str) -> int:
+        return sum(1 for a, store in self.network.stores.items() if a != self.address and store.has(cid))
+
     def close(self) -> None:
         self.network.stores.pop(self.address, None)
         self.network.transports.pop(self.address, None)
@@ -268,14 +286,40 @@ class P2PTransport:
         self.counters = counters or FetchCounters()
         self.ipfs = ipfs
         self.holders: OrderedDict[str, list[str]] = OrderedDict()  # CID -> announcing peers, oldest first
+        self._offers: OrderedDict[int, dict[str, str]] = OrderedDict()  # round -> CID -> announcing member, newest rounds kept
+        self._served_to: dict[str, set[str]] = {}  # CID -> peers this host sent it to (this run)
+        self._served_lock = threading.Lock()  # _served runs on the host's loop, copies() on the node's thread
         self._failed_at: dict[str, float] = {}  # peer -> when an attempt at it last failed (monotonic)
         server = getattr(host, "fetch_server", None)
         if server is not None:
-            server.on_served = self.counters.sent
+            server.on_served = self._served
 
     def _drain(self) -> None:
         while (a := self.host.next_announcement(timeout=0)) is not None:
             self._remember(a.cid, a.peer)
+            offered = self._offers.setdefault(a.round, {})
+            if sum(1 for who in offered.values() if who == a.sender) < _MAX_OFFERS_PER_MEMBER:
+                offered.setdefault(a.cid, a.sender)
+            while len(self._offers) > _OFFER_ROUNDS:
+                self._offers.popitem(last=False)
+
+    def _served(self, peer: str, size: int, cid: str) -> None:
+        self.counters.sent(peer, size)
+        with self._served_lock:
+            self._served_to.setdefault(cid, set()).add(peer)
+
+    def offers(self, round: int) -> list[tuple[str, str]]:
+        self._drain()
+        return list(self._offers.get(round, {}).items())
+
+    def copies(self, cid: str) -> int:
+        """Peers this host served ``cid`` to, and other peers that announced holding it."""
+        self._drain()
+        with self._served_lock:
+            holders = set(self._served_to.get(cid, ()))
+        holders |= set(self.holders.get(cid, []))
+        holders.discard(self.host.peer_id)
+        return len(holders)
 
     def _remember(self, cid: str, peer: str) -> None:
         peers = self.holders.setdefault(cid, [])

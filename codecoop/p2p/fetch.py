@@ -92,8 +92,8 @@ class FetchServer:
         self.max_size = max_size
         self.io_timeout = io_timeout
         self._slots = trio.Semaphore(concurrency)
-        self.on_served: Callable[[str, int], None] | None = None
-        """Called with (peer id, bytes) after each object sent whole (the node counts what it serves)."""
+        self.on_served: Callable[[str, int, str], None] | None = None
+        """Called with (peer id, bytes, CID) after each object sent whole (the node counts what it serves)."""
 
     async def handle(self, stream: INetStream) -> None:
         """libp2p stream handler for :data:`FETCH_PROTOCOL`."""
@@ -135,7 +135,7 @@ class FetchServer:
                 with trio.fail_after(self.io_timeout):
                     await stream.write(bytes(view[start : start + _SLICE]))
             if self.on_served is not None:
-                self.on_served(_remote(stream), len(data))
+                self.on_served(_remote(stream), len(data), cid)
         finally:
             self._slots.release()
 

@@ -282,6 +282,22 @@ SECTIONS: tuple[Section, ...] = (
         _s("max_rounds", int, 0, "With open_rounds, open no round past this id (0: no limit).", _int(0), library=_zero_is_none),
         _s("finalize", bool, True, "Finalize rounds whose reveal window has passed.", checks.boolean),
         _s("claim", bool, True, "Claim this node's rewards.", checks.boolean),
+        _s(
+            "replicas",
+            int,
+            1,
+            "Before registering its update, wait until this many peers hold a copy (0: register at once), so the round "
+            "can go on if this node goes offline right after.",
+            _int(0),
+        ),
+        _s(
+            "replica_wait",
+            float,
+            60.0,
+            "Longest wait for those copies; the update is registered when it passes (or when the submit window is about to close).",
+            _num(),
+            unit="s",
+        ),
         _s("poll_interval", float, 2.0, "Time between looks at the chain when nothing is due.", _num(), unit="s"),
     ),
     _section(

@@ -26,6 +26,9 @@ from codecoop.sim.report import OrgReport, RoundReport, SimReport
 
 __all__ = ["SimConfig", "Simulation", "run_simulation"]
 
+#: Seconds between looks while a node waits for its peers to copy its offered update (libp2p transport).
+_COPY_POLL_S = 0.05
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -364,6 +367,9 @@ class Simulation:
                 continue
             if phase in (Phase.COMPLETED, Phase.FAILED):
                 break
+            if phase is Phase.SUBMIT and any(o.node.awaiting_copies for o in self.orgs):
+                time.sleep(_COPY_POLL_S)  # an offer is still on its way to the peers; each node gives up after node.replica_wait
+                continue
             info = rounds.round(r)
             ends = {
                 Phase.SUBMIT: info.submit_end,

@@ -76,3 +76,15 @@ def test_a_holder_with_damaged_bytes_cannot_pass_them_on(tmp_path):
     with pytest.raises(IntegrityError):
         tb.fetch(cid, "0xA", max_size=1 << 20)
     assert not b.has(cid)
+
+
+def test_in_process_offers_and_copies(tmp_path):
+    net = InProcessNetwork()
+    a, b = LocalStore(tmp_path / "a"), LocalStore(tmp_path / "b")
+    ta, tb = net.attach("0xA", a), net.attach("0xB", b)
+    cid = a.put(b"offered update")
+    ta.announce(3, cid)
+    assert tb.offers(3) == [(cid, "0xA")] and ta.offers(3) == [] and tb.offers(4) == []
+    assert ta.copies(cid) == 0
+    tb.fetch(cid, "0xA", max_size=1 << 20)
+    assert ta.copies(cid) == 1

@@ -175,3 +175,21 @@ def test_a_busy_holder_is_asked_again_after_a_pause_a_bounded_number_of_times(tm
     with pytest.raises(ObjectNotFound, match="from 1 peer.*busy"):
         t.fetch(cid_of(data), "0xH", max_size=1 << 20)
     assert always_busy.calls == 4 and t.counters.missed == 1  # the first try and one per pause
+
+
+def test_an_offer_reaches_the_peers_who_fetch_it_and_the_offerer_counts_their_copies(net: Net) -> None:
+    data = b"an update offered before it is registered"
+    cid = net.stores["a"].put(data)
+    for other in ("b", "c"):
+        net.hosts[other].connect(net.hosts["a"].addrs[0])
+    net.hosts["a"].wait_for_mesh(2)
+    ta, tb = net.transports["a"], net.transports["b"]
+    assert ta.copies(cid) == 0
+    ta.announce(7, cid)
+    net.wait_until_known(tb, cid, net.hosts["a"].peer_id)
+    assert tb.offers(7) == [(cid, net.hosts["a"].account.address)] and tb.offers(8) == []
+    tb.fetch(cid, None, max_size=1 << 20)
+    deadline = time.monotonic() + 10
+    while ta.copies(cid) < 1 and time.monotonic() < deadline:  # counted on a's loop once the last byte is written
+        time.sleep(0.05)
+    assert ta.copies(cid) == 1

@@ -130,11 +130,20 @@ def test_a_simulation_over_libp2p_fetches_every_peer_update_through_real_hosts(t
         orgs=3, rounds=1, steps=2, eval_blocks=4, max_files_per_org=10, baselines=False, transport="libp2p",
         min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), workdir=str(tmp_path),
     )  # fmt: skip
-    sim = Simulation(config)
+    copies_at_submission: list[int] = []
+
+    def on_event(e):
+        if e.kind == "submitted":  # the submitter offered its update first, and registered it once a peer held a copy
+            org = next(o for o in sim.orgs if o.name == e.node)
+            cid = org.node.journal.entry(e.round).trained_cid
+            copies_at_submission.append(sum(o.node.store.has(cid) for o in sim.orgs if o is not org))
+
+    sim = Simulation(config, Hooks(on_event=on_event))
     try:
         report = sim.setup()
         rep = sim.run_round()
         assert rep.outcome.startswith("completed") and rep.submitted == 3
+        assert len(copies_at_submission) == 3 and min(copies_at_submission) >= 1, copies_at_submission
         peer_ids = {o.node.transport.host.peer_id for o in sim.orgs}
         fetched = served = 0
         for o in sim.orgs:
@@ -173,5 +182,41 @@ def test_members_who_cannot_fetch_an_update_abstain_on_it_instead_of_rejecting_i
             assert vote["approve"] is None and vote["reason"].startswith("abstained: ")
         accepted = {u.submitter for u in rounds.updates(1) if u.update_id in rounds.round(1).accepted_ids}
         assert accepted == {sim.orgs[0].node.address, sim.orgs[1].node.address} and rep.accepted == 2
+    finally:
+        sim.close()
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: escapes every handler."""
+
+
+def test_the_submitter_gone_right_after_registering_its_update_does_not_stop_the_round(tmp_path):
+    # org-2 is killed right after submitUpdate and its host goes offline: the others judge and aggregate its update
+    # from the copies they took of its offer (node.replicas = 1) before it registered
+    def on_event(e):
+        if e.node == "org-2" and e.kind == "submitted":
+            raise Killed(e.kind)
+
+    config = SimConfig(
+        orgs=3, rounds=1, steps=2, eval_blocks=4, max_files_per_org=10, baselines=False, transport="libp2p",
+        confirmations=2, min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), workdir=str(tmp_path),
+    )  # fmt: skip
+    sim = Simulation(config, Hooks(on_event=on_event))
+    try:
+        sim.setup()
+        for o in sim.orgs:
+            o.node = _accepting(o.node)
+        gone = sim.orgs[2].node
+        r = sim.open_round()
+        with pytest.raises(Killed):
+            sim.drive(r)
+        gone.transport.close()  # offline: nobody can fetch from org-2 any more
+        del sim.orgs[2]
+        rep = sim.drive(r)
+        rounds = sim.deployment.rounds
+        theirs = next(u for u in rounds.updates(r) if u.submitter == gone.address)
+        assert rep.outcome == "completed" and theirs.update_id in rounds.round(r).accepted_ids
+        assert all(o.node.store.has(theirs.cid) for o in sim.orgs)
+        assert (theirs.approvals, theirs.rejections) == (2, 0)
     finally:
         sim.close()
