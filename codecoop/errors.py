@@ -107,5 +107,9 @@ class NodeError(CodecoopError):
     """The participant node cannot go on; the message says why and what to do."""
 
 
+class MembershipEnded(NodeError):
+    """This node's account left the federation or was removed from it: it has no duties any more."""
+
+
 class CharterMismatch(NodeError):
     """The node's base model is not the one the federation's charter names."""

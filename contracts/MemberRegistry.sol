@@ -8,14 +8,16 @@ import {IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
 /// @title MemberRegistry
 /// @notice Who belongs to a codecoop federation, and how to reach them over libp2p. Admission is
 /// `Open` (joining admits at once) or `Approval` (joining applies; governance approves). Governance
-/// suspends, reinstates and removes members. The owner is the federation's timelock.
+/// suspends, reinstates and removes members; a member may leave of its own accord. Neither a removed
+/// member nor one that left can join again with the same account. The owner is the federation's timelock.
 contract MemberRegistry is IMemberRegistry, Ownable {
     enum Status {
         None,
         Pending,
         Active,
         Suspended,
-        Removed
+        Removed,
+        Left
     }
     enum Admission {
         Open,
@@ -58,7 +60,7 @@ contract MemberRegistry is IMemberRegistry, Ownable {
     }
 
     /// @notice Join the federation with a libp2p peer id, its listen multiaddrs and a metadata CID.
-    /// @dev Requirements: not a member before (a removed member cannot rejoin); a non-empty peer id; at
+    /// @dev Requirements: not a member before (a removed member, or one that left, cannot rejoin); a non-empty peer id; at
     /// most MAX_MULTIADDRS addresses. Admitted at once (with the welcome grant) under `Open`, pending
     /// under `Approval`. Emits {Joined}.
     function join(string calldata peerId, string[] memory multiaddrs, bytes calldata metaCid) external {
@@ -79,11 +81,22 @@ contract MemberRegistry is IMemberRegistry, Ownable {
     /// @dev Requirements: a pending, active or suspended member. Emits {EndpointUpdated}.
     function updateEndpoint(string calldata peerId, string[] memory multiaddrs) external {
         Member storage m = _members[msg.sender];
-        if (m.status == Status.None || m.status == Status.Removed) revert NotMember(msg.sender);
+        if (m.status == Status.None || m.status == Status.Removed || m.status == Status.Left) revert NotMember(msg.sender);
         _checkEndpoint(peerId, multiaddrs);
         m.peerId = peerId;
         m.multiaddrs = multiaddrs;
         emit EndpointUpdated(msg.sender, peerId, multiaddrs);
+    }
+
+    /// @notice Leave the federation for good: the member no longer submits, votes or confirms, and is
+    /// no longer counted among the active members. Rewards it earned before stay claimable.
+    /// @dev Requirements: a pending, active or suspended member. Emits {StatusChanged}.
+    function leave() external {
+        Status from = _members[msg.sender].status;
+        if (from == Status.None || from == Status.Removed || from == Status.Left) revert NotMember(msg.sender);
+        if (from == Status.Active) _activeCount -= 1;
+        _members[msg.sender].status = Status.Left;
+        emit StatusChanged(msg.sender, from, Status.Left);
     }
 
     /// @notice Admit a pending member.
@@ -111,7 +124,7 @@ contract MemberRegistry is IMemberRegistry, Ownable {
     /// @dev Requirements: owner (timelock); the member is pending, active or suspended. Emits {StatusChanged}.
     function remove(address member) external onlyOwner {
         Status from = _members[member].status;
-        if (from == Status.None || from == Status.Removed) revert InvalidStatus(member, from);
+        if (from == Status.None || from == Status.Removed || from == Status.Left) revert InvalidStatus(member, from);
         if (from == Status.Active) _activeCount -= 1;
         _members[member].status = Status.Removed;
         emit StatusChanged(member, from, Status.Removed);

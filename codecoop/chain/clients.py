@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +64,7 @@ class MemberStatus(enum.IntEnum):
     ACTIVE = 2
     SUSPENDED = 3
     REMOVED = 4
+    LEFT = 5
 
 
 class ProposalState(enum.IntEnum):
@@ -394,6 +395,10 @@ class MembersClient(ContractClient):
     def join(self, account: LocalAccount, peer_id: str, multiaddrs: Sequence[str] = (), meta_cid: str | None = None) -> TxResult:
         return self._send(account, "join", peer_id, list(multiaddrs), cid_to_bytes(meta_cid) if meta_cid else b"")
 
+    def leave(self, account: LocalAccount) -> TxResult:
+        """Leave the federation for good (earned rewards stay claimable; the account cannot join again)."""
+        return self._send(account, "leave")
+
     def update_endpoint(self, account: LocalAccount, peer_id: str, multiaddrs: Sequence[str]) -> TxResult:
         return self._send(account, "updateEndpoint", peer_id, list(multiaddrs))
 
@@ -554,6 +559,10 @@ class RoundsClient(ContractClient):
         return Participation(
             _ids(p["voted"]), _ids(p["approved"]), own - 1 if own else None, committed, p["revealed"], p["confirmed"], p["claimed"]
         )
+
+    def claim_owed(self, account: LocalAccount, round_ids: Iterable[int]) -> list[tuple[int, ClaimResult]]:
+        """Claim every round of ``round_ids`` in which ``account`` is owed something; the claims sent, in order."""
+        return [(r, self.claim(account, r)) for r in round_ids if self.entitlement(r, account.address) > 0]
 
     def entitlement(self, round_id: int, member: str) -> int:
         return self._call("entitlement", round_id, member)

@@ -20,7 +20,7 @@ app = typer.Typer(help="Run a participant node against a real chain and store, o
 
 def print_event(event) -> None:
     """One line per node event, for people watching a node or a simulation."""
-    colour = {"warning": "yellow", "submitted": "green", "confirmed": "cyan", "claimed": "magenta", "skipped": "yellow"}
+    colour = {"warning": "yellow", "submitted": "green", "confirmed": "cyan", "claimed": "magenta", "skipped": "yellow", "ended": "red"}
     c = colour.get(event.kind, "white")
     where = f"r{event.round}" if event.round else "  "
     console.print(f"[dim]{where}[/] [bold]{event.node}[/] [{c}]{event.kind}[/]: {event.message}", highlight=False)
@@ -107,6 +107,48 @@ def status(fed: Federation) -> None:
         for row in journal_rows(journal, float(cfg["training.dp_delta"])):
             table.add_row(*row)
     print_table(table)
+
+
+@app.command()
+@federation_command(config=True)
+def leave(fed: Federation, yes: bool = typer.Option(False, "--yes", "-y", help="Leave without asking for confirmation.")) -> None:
+    """Leave the federation for good: claim what this node is owed, then end its membership on the chain.
+
+    The account then submits, votes and confirms in no round and is no longer counted among the
+    active members; a running `codecoop node run` of it stops at its next look at the chain.
+    Rewards of rounds still under way stay claimable later with `codecoop token claim`. An account
+    that left cannot join again.
+
+    Example:
+
+      codecoop node leave --config node.toml
+    """
+    from codecoop.chain import MemberStatus, Phase
+    from codecoop.errors import ConfigError
+
+    d, me = fed.deployment, fed.signer
+    status = d.members.status(me.address)
+    if status not in (MemberStatus.PENDING, MemberStatus.ACTIVE, MemberStatus.SUSPENDED):
+        was = {MemberStatus.LEFT: "left this federation already", MemberStatus.REMOVED: "was removed from this federation"}
+        raise ConfigError(f"account {me.address} {was.get(status, 'never joined this federation')}: there is no membership to leave")
+    r = d.rounds.current_round()
+    under_way: list[str] = []
+    if r and d.rounds.phase(r) not in (Phase.COMPLETED, Phase.FAILED):
+        p = d.rounds.participation(r, me.address)
+        if p.own_update is not None:
+            under_way.append(f"your update #{p.own_update} stays in round {r}: the members who hold copies judge it")
+        if p.committed and not p.revealed:
+            under_way.append(f"your committed votes in round {r} will not be revealed, so they will not count")
+    for line in under_way:
+        console.print(f"[yellow]note[/]: {line}")
+    if not yes and not typer.confirm(f"Leave the federation for good with account {me.address}? It cannot join again", default=False):
+        raise typer.Exit(1)
+    for claimed, result in d.rounds.claim_owed(me, range(1, r + 1)):
+        console.print(f"round {claimed}: claimed {format_tokens(result.minted, d.params.token_symbol)}")
+    tx = d.members.leave(me)
+    console.print(
+        f"left the federation at block {tx.block}; rewards of rounds still under way: `codecoop token claim` once they are finalized"
+    )
 
 
 def rounds_before(rounds: Any) -> int:

@@ -34,6 +34,7 @@ from codecoop.errors import (
     CharterMismatch,
     ContractMissing,
     ContractRevert,
+    MembershipEnded,
     NodeError,
     StorageError,
 )
@@ -159,6 +160,7 @@ class Node:
         self._seen_updates: dict[int, int] = {}  # round -> updates already prefetched
         self._offered: dict[str, tuple[int, float, int]] = {}  # own update CID -> (round, offered at (monotonic), copies wanted)
         self._offer_tries: dict[str, int] = {}  # peers' offered CIDs -> failed fetches so far
+        self._idle_status: MemberStatus | None = None  # the inactive status last reported
 
     @property
     def store(self) -> ContentStore:
@@ -206,11 +208,54 @@ class Node:
             self.deployment.token.delegate(self.account)
         if status in (MemberStatus.SUSPENDED, MemberStatus.REMOVED):
             raise NodeError(f"account {self.address} is {status.name.lower()} in this federation; it cannot take part")
+        if status is MemberStatus.LEFT:
+            raise NodeError(
+                f"account {self.address} left this federation and cannot join it again; to take part anew, create a new "
+                "keystore (`codecoop init` in a fresh folder) and join with it"
+            )
         return status
+
+    def _membership(self) -> bool:
+        """Whether this account may act now: active. Suspended or pending, the node waits (reported once).
+
+        Raises :class:`MembershipEnded` once the account left or was removed by governance.
+        """
+        status = self.deployment.members.status(self.address)
+        if status is MemberStatus.ACTIVE:
+            self._idle_status = None
+            return True
+        if status in (MemberStatus.LEFT, MemberStatus.REMOVED):
+            how = "left the federation" if status is MemberStatus.LEFT else "was removed from the federation by governance"
+            raise MembershipEnded(f"account {self.address} {how}; this node has no more duties")
+        if status is not self._idle_status:
+            self._idle_status = status
+            why = "is suspended by governance" if status is MemberStatus.SUSPENDED else f"is {status.name.lower()}"
+            self._emit(0, "warning", f"account {self.address} {why}: the node waits, acting in no round, until it is active")
+        return False
+
+    def end(self, why: MembershipEnded) -> None:
+        """Close this member's part: claim what it is still owed and report the end (event ``ended``)."""
+        self.settle()
+        self._emit(0, "ended", str(why))
+
+    def settle(self) -> int:
+        """Claim every reward this account is owed in the rounds its journal knows; return how many claims were sent.
+
+        Claiming needs no active membership: a member that left, or was removed, keeps what it earned.
+        """
+        claims = self.deployment.rounds.claim_owed(self.account, sorted(self.journal.rounds))
+        for r, result in claims:
+            self._emit(r, "claimed", f"claimed {format_tokens(result.minted)} tokens", gas=result.tx.gas_used, minted=result.minted)
+        return len(claims)
 
     # ------------------------------------------------------------------ the state machine
     def step(self) -> bool:
-        """Do the next piece of work that is due, if any; return whether something was done."""
+        """Do the next piece of work that is due, if any; return whether something was done.
+
+        Raises :class:`MembershipEnded` once this account left the federation or was removed.
+        """
+        if not self._membership():
+            return False
         rounds = self.deployment.rounds
         r = rounds.current_round()
         if r == 0:
@@ -244,11 +289,16 @@ class Node:
 
         A chain that cannot be reached is waited for; a transaction that reverts (another member
         was faster, a window closed) is reported and the state re-read from the chain; a chain
-        that no longer holds the deployment (``ContractMissing``: it was reset) ends the run.
+        that no longer holds the deployment (``ContractMissing``: it was reset) ends the run. So does
+        the end of this account's membership (it left, or governance removed it): the node claims
+        what it is still owed, reports it (event ``ended``) and returns.
         """
         while not stop():
             try:
                 acted = self.step()
+            except MembershipEnded as exc:
+                self.end(exc)
+                return
             except ContractRevert as exc:
                 self._emit(self.deployment.rounds.current_round(), "warning", f"transaction reverted: {exc}")
                 acted = False

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from codecoop.chain.units import to_tokens
-from codecoop.errors import ConfigError
+from codecoop.errors import ConfigError, MembershipEnded
 from codecoop.settings import setting_field
 from codecoop.sim.report import OrgReport, RoundReport, SimReport
 
@@ -359,8 +359,14 @@ class Simulation:
         while True:
             phase = seen()
             acted = False
-            for o in self.orgs:
-                if o.node.step():
+            for o in list(self.orgs):
+                try:
+                    stepped = o.node.step()
+                except MembershipEnded as exc:  # it left, or governance removed it: the others go on without it
+                    o.node.end(exc)
+                    self.orgs.remove(o)
+                    continue
+                if stepped:
                     acted = True
                     seen()
             if acted:

@@ -36,6 +36,39 @@ def test_joining_needs_a_peer_id_and_at_most_eight_addresses(fed):
         fed.deployment.members.join(newcomer, "12D3KooWx", [f"/ip4/127.0.0.1/tcp/{p}" for p in range(9)])
 
 
+def test_a_member_who_leaves_keeps_its_earned_rewards_but_acts_no_more_and_cannot_rejoin(fed):
+    d, leaver = fed.deployment, fed.members[3]
+    r, _ = open_with_updates(fed)
+    vote_all(fed, r, lambda voter, update: (True, 1000))
+    d.rounds.finalize(fed.members[0], r)
+    owed = d.rounds.entitlement(r, leaver.address)
+    active = d.members.active_count()
+    assert owed > 0
+    d.members.leave(leaver)
+    assert d.members.status(leaver.address) is MemberStatus.LEFT and not d.members.is_active(leaver.address)
+    assert d.members.active_count() == active - 1
+    assert leaver.address not in [m.address for m in d.members.active_members()]
+    assert d.rounds.claim(leaver, r).minted == owed, "what it earned before leaving stays claimable"
+    with pytest.raises(reverts.NotActiveMember):
+        d.rounds.open_round(leaver)
+    with pytest.raises(reverts.AlreadyMember):
+        d.members.join(leaver, "12D3KooWback")
+    with pytest.raises(reverts.NotMember):
+        d.members.leave(leaver)
+    with pytest.raises(reverts.NotMember):
+        d.members.update_endpoint(leaver, "12D3KooWmoved", [])
+
+
+def test_only_members_can_leave_and_a_left_member_cannot_be_removed(fed):
+    d = fed.deployment
+    with pytest.raises(reverts.NotMember):
+        d.members.leave(fed.chain.new_account())
+    d.members.leave(fed.members[2])
+    call = (d.members.address, d.members.encode("remove", fed.members[2].address))
+    with pytest.raises(reverts.InvalidStatus):
+        fed.pass_proposal([call], "Remove a member who already left", voters=[0, 1, 3])
+
+
 def test_a_member_updates_its_own_endpoint(fed):
     fed.deployment.members.update_endpoint(fed.members[2], "12D3KooWmoved", ["/ip4/127.0.0.1/tcp/5999"])
     assert fed.deployment.members.member(fed.members[2].address).multiaddrs == ("/ip4/127.0.0.1/tcp/5999",)

@@ -220,3 +220,43 @@ def test_the_submitter_gone_right_after_registering_its_update_does_not_stop_the
         assert (theirs.approvals, theirs.rejections) == (2, 0)
     finally:
         sim.close()
+
+
+def test_members_who_leave_or_are_removed_by_governance_end_cleanly_and_the_others_go_on(tmp_path):
+    from codecoop.chain.clients import MemberStatus
+    from codecoop.governance import member_action
+
+    events = []
+    config = SimConfig(
+        orgs=4, rounds=2, steps=2, eval_blocks=4, max_files_per_org=10, baselines=False, confirmations=2,
+        min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), workdir=str(tmp_path),
+    )  # fmt: skip
+    sim = Simulation(config, Hooks(on_event=events.append))
+    sim.setup()
+    for o in sim.orgs:
+        o.node = _accepting(o.node)
+    leaver, removed = sim.orgs[2].node, sim.orgs[3].node
+    leaver.settings = dataclasses.replace(leaver.settings, claim=False)  # so that ending has a reward to claim
+    first = sim.run_round()
+    assert first.outcome == "completed" and sim.deployment.rounds.entitlement(1, leaver.address) > 0
+    d, chain = sim.deployment, sim.chain
+    d.members.leave(leaver.account)
+    proposal = member_action(d, "remove", removed.address)
+    accounts = [o.node.account for o in sim.orgs[:3]]  # the leaver's tokens still vote
+    pid = d.governor.propose(accounts[0], proposal.calls, proposal.description)
+    chain.mine(d.params.voting_delay + 1)
+    for a in accounts:
+        d.governor.cast_vote(a, pid, 1)
+    chain.mine_to(d.governor.deadline(pid) + 1)
+    d.governor.queue(accounts[0], proposal.calls, proposal.description)
+    chain.time_travel(d.params.timelock_delay + 1)
+    d.governor.execute(accounts[0], proposal.calls, proposal.description)
+    assert d.members.status(removed.address) is MemberStatus.REMOVED
+    events.clear()
+    second = sim.run_round()
+    assert second.outcome == "completed" and second.submitted == 2 and [o.name for o in sim.orgs] == ["org-0", "org-1"]
+    ended = {e.node: e.message for e in events if e.kind == "ended"}
+    assert "left the federation" in ended["org-2"] and "removed from the federation by governance" in ended["org-3"]
+    assert d.rounds.entitlement(1, leaver.address) == 0, "the leaver claimed what it was owed as it ended"
+    assert any(e.node == "org-2" and e.kind == "claimed" and e.round == 1 for e in events)
+    assert not [e for e in events if e.node in ("org-2", "org-3") and e.kind not in ("ended", "claimed")]
