@@ -461,12 +461,18 @@ class Devnet:
         return r
 
     def wait_round(
-        self, r: int, *, timeout: float | None = None, expect: int | None = None, on_poll: Callable[[], None] | None = None
+        self,
+        r: int,
+        *,
+        timeout: float | None = None,
+        expect: int | tuple[int, int, int] | None = None,
+        on_poll: Callable[[], None] | None = None,
     ) -> Any:
         """Wait for round ``r`` to complete or fail and return its ``RoundInfo``.
 
         With ``expect``, a submit, commit or reveal window is ended early (by mining to its end) as
-        soon as ``expect`` members have submitted, committed or revealed in it: windows can then be
+        soon as ``expect`` members have submitted, committed or revealed in it (a tuple: how many for
+        each of the three, when members come or go during the round): windows can then be
         generous (a killed node has time to restart) without every round lasting as long as they.
         ``on_poll`` runs at every look (a test restarts killed nodes there).
         """
@@ -474,6 +480,7 @@ class Devnet:
 
         rounds = self.deployment.rounds
         last = None
+        wanted = (expect,) * 3 if isinstance(expect, int) else expect
 
         def finished() -> bool:
             nonlocal last
@@ -483,15 +490,15 @@ class Devnet:
             if phase != last:
                 self.log(f"round {r}: {phase.name.lower()} (block {self.chain.block_number})")
                 last = phase
-            if expect is not None and phase in (Phase.SUBMIT, Phase.COMMIT, Phase.REVEAL):
+            if wanted is not None and phase in (Phase.SUBMIT, Phase.COMMIT, Phase.REVEAL):
                 info = rounds.round(r)
                 if phase is Phase.SUBMIT:
-                    done, end = info.update_count, info.submit_end
+                    done, end, due = info.update_count, info.submit_end, wanted[0]
                 elif phase is Phase.COMMIT:
-                    done, end = self.committed(r), info.commit_end
+                    done, end, due = self.committed(r), info.commit_end, wanted[1]
                 else:
-                    done, end = info.revealed_count, info.reveal_end
-                if done >= expect:
+                    done, end, due = info.revealed_count, info.reveal_end, wanted[2]
+                if done >= due:
                     self.mine(end - self.chain.block_number + 1)
             return phase in (Phase.COMPLETED, Phase.FAILED)
 

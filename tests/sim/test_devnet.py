@@ -102,3 +102,55 @@ def test_an_organisation_cut_off_for_a_round_misses_it_then_catches_up_with_no_d
         for r in (r1, r2):  # never more than one action of a kind per member and round
             for a in net.accounts:
                 assert all(n <= 1 for n in _actions(net.deployment, a.address, r).values()), (r, a.address)
+
+
+@pytest.mark.skipif(shutil.which("npx") is None, reason="needs Node.js for the hardhat node")
+def test_a_submitter_killed_after_registering_and_a_member_admitted_at_round_2_do_not_stop_the_federation(tmp_path):
+    import signal
+    import time
+
+    from codecoop.chain import MemberStatus, Phase
+    from codecoop.node.crashpoint import ENV
+    from codecoop.sim.devnet import Devnet
+
+    cfg = DevnetConfig(
+        orgs=4, steps=4, workdir=str(tmp_path), node_overrides=ACCEPT_EVERY_UPDATE, chain_port=8571, p2p_port=4541,
+        submit_window=200, commit_window=120, reveal_window=120, confirm_window=150, timeout_s=1500.0,
+    )  # fmt: skip
+    with Devnet(cfg, log=print) as net:
+        for i in range(3):  # org-3 is not a member yet
+            net.start_node(i, env={ENV: "submitted"} if i == 2 else None)
+        net.wait_joined(3)
+        rounds, members = net.deployment.rounds, net.deployment.members
+        gone, late = net.accounts[2].address, net.accounts[3].address
+        r1 = net.open_round()
+        # org-2 dies right after its submitUpdate and never comes back: the others judge and aggregate its update
+        first = net.wait_round(r1, expect=(3, 2, 2))
+        assert net.nodes[2].poll() == -signal.SIGKILL
+        r2 = net.open_round()
+
+        def admit_late() -> None:  # org-3 joins once round 2's submit window is over: too late to submit in it
+            if 3 not in net.nodes and rounds.phase(r2) is not Phase.SUBMIT:
+                net.start_node(3)
+
+        second = net.wait_round(r2, expect=(2, 2, 2), on_poll=admit_late)
+        deadline = time.monotonic() + 600
+        while members.status(late) is not MemberStatus.ACTIVE and time.monotonic() < deadline and net.nodes[3].poll() is None:
+            time.sleep(1)
+        assert members.status(late) is MemberStatus.ACTIVE, net.node_log(3)[-3000:]
+        r3 = net.open_round()
+        third = net.wait_round(r3, expect=(3, 3, 3))
+        for i in (0, 1, 3):
+            net.stop_node(i)
+        org2_log = " ".join(net.node_log(2).split())
+        assert "offered update" in org2_log and "crash point 'submitted' reached" in org2_log
+        assert all(info.phase is Phase.COMPLETED for info in (first, second, third))
+        theirs = next(u for u in rounds.updates(r1) if u.submitter == gone)
+        assert theirs.update_id in first.accepted_ids, "judged and aggregated from the copies its peers took before it registered"
+        assert net.store(0).has(theirs.cid) and net.store(1).has(theirs.cid)
+        assert not any(u.submitter == late for u in rounds.updates(r2))
+        # admitted at round 2, org-3 trained round 3 from the round-2 global model, which it fetched from a peer
+        assert third.base_cid == second.global_cid and net.store(3).has(second.global_cid)
+        assert any(u.submitter == late and u.update_id in third.accepted_ids for u in rounds.updates(r3))
+        counters = net.network(3)
+        assert set(counters.by_path) == {"libp2p"} and counters.objects >= 1 + 2, counters.summary()
