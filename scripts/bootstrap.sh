@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything codecoop needs, idempotently: Debian build deps for libp2p, a .venv with the
-# package and its extras, and the npm toolchain (solc, OpenZeppelin, hardhat, js-ipfs) from the lockfile.
+# package and its extras, and the npm toolchain (solc, OpenZeppelin, hardhat, js-ipfs, Chart.js) from the lockfile.
 # Safe to run again: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# libp2p builds fastecdsa from source: it needs a C toolchain and GMP headers; the IPFS devnet script uses curl.
+# libp2p builds fastecdsa from source: it needs a C toolchain and GMP headers; the IPFS devnet script uses curl;
+# the dashboard's browser tests drive Debian's headless Chromium (Playwright cannot download its own here).
 missing=()
-for p in build-essential libgmp-dev curl; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+for p in build-essential libgmp-dev curl chromium; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt: installing ${missing[*]}"
   as_root apt-get update -qq
@@ -43,7 +44,7 @@ else
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "npm ci (solc, @openzeppelin/contracts, hardhat, ipfs)"
+  log "npm ci (solc, @openzeppelin/contracts, hardhat, ipfs, chart.js)"
   npm ci --no-audit --no-fund --loglevel=error
 else
   log "node_modules up to date"

@@ -121,14 +121,21 @@ class DevFederation:
 
     def pass_proposal(self, calls: list[tuple[str, bytes]], description: str, *, voters: list[int] | None = None) -> int:
         """Take a proposal through the DAO: propose, vote for (every member by default), queue, wait, execute."""
-        gov = self.deployment.governor
-        proposer = self.members[0]
-        proposal = gov.propose(proposer, calls, description)
-        self.chain.mine(self.deployment.params.voting_delay + 1)
-        for i in range(len(self.members)) if voters is None else voters:
-            gov.cast_vote(self.members[i], proposal, 1)
-        self.chain.mine_to(gov.deadline(proposal) + 1)
-        gov.queue(proposer, calls, description)
-        self.chain.time_travel(self.deployment.params.timelock_delay + 1)
-        gov.execute(proposer, calls, description)
-        return proposal
+        chosen = self.members if voters is None else [self.members[i] for i in voters]
+        return pass_proposal(self.deployment, calls, description, proposer=self.members[0], voters=chosen)
+
+
+def pass_proposal(
+    deployment: Deployment, calls: list[tuple[str, bytes]], description: str, *, proposer: LocalAccount, voters: list[LocalAccount]
+) -> int:
+    """On a dev chain: propose, let ``voters`` vote for, mine through the voting period, queue, wait out the timelock, execute."""
+    gov, chain = deployment.governor, deployment.chain
+    proposal = gov.propose(proposer, calls, description)
+    chain.mine(deployment.params.voting_delay + 1)
+    for voter in voters:
+        gov.cast_vote(voter, proposal, 1)
+    chain.mine_to(gov.deadline(proposal) + 1)
+    gov.queue(proposer, calls, description)
+    chain.time_travel(deployment.params.timelock_delay + 1)
+    gov.execute(proposer, calls, description)
+    return proposal

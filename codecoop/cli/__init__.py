@@ -47,7 +47,7 @@ def _register() -> None:
     global _registered
     if _registered:
         return
-    from codecoop.cli import audit, chain, dao, experiment, init, model, node, round, sim, token
+    from codecoop.cli import audit, chain, dao, experiment, init, model, node, round, sim, token, ui
     from codecoop.cli._output import reflow_help
 
     app.command("init")(init.init)
@@ -60,6 +60,7 @@ def _register() -> None:
     app.add_typer(dao.app, name="dao")
     app.add_typer(token.app, name="token")
     app.add_typer(audit.app, name="audit")
+    app.command("ui")(ui.ui)
     reflow_help(app)
     _registered = True
 

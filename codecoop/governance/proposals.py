@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from codecoop.chain.cid import cid_to_bytes
+from codecoop.chain.cid import cid_from_bytes, cid_to_bytes
 from codecoop.chain.clients import ContractClient
 from codecoop.chain.deployment import Deployment
 from codecoop.chain.units import to_wei
@@ -155,3 +155,58 @@ def describe_call(d: Deployment, target: str, calldata: bytes) -> tuple[str, str
             fn, args = client.contract.decode_function_input(calldata)
             return client.name, fn.fn_name, dict(args)
     return target, "0x" + calldata[:4].hex(), {}
+
+
+def _pct(bps: Any) -> str:
+    return f"{int(bps) / 100:g}%"
+
+
+def _tok(wei: Any) -> str:
+    from codecoop.chain.units import to_tokens
+
+    return f"{to_tokens(int(wei)):,.4g} tokens"
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:14]}…{text[-6:]}"
+
+
+def describe_action(d: Deployment, target: str, calldata: bytes) -> str:
+    """One proposal call in words: "set quorum to 75%", "release v3 = bafy..., parent v2", "admit 0x..."."""
+    contract, fn, a = describe_call(d, target, calldata)
+    if contract == "ModelRegistry" and fn == "release":
+        parent = int(a["parent"])
+        try:
+            named = d.models.version(parent).tag if parent else "the base model"
+        except Exception:  # a parent that does not exist yet (the proposal would revert)
+            named = f"version #{parent}"
+        return f"release {a['tag']} = {cid_from_bytes(a['cid'])}, parent {named}"
+    words: dict[str, Callable[[dict[str, Any]], str]] = {
+        "setQuorum": lambda a: f"set quorum to {_pct(a['quorumBps'])}",
+        "setConfirmations": lambda a: f"set confirmations to {a['confirmations']}",
+        "setMaxUpdates": lambda a: f"set most updates per round to {a['maxUpdates']}",
+        "setAggregationStrategy": lambda a: f"set aggregation strategy to {a['strategy']!r}",
+        "setWindows": lambda a: "set windows to submit {}, commit {}, reveal {}, confirm {} blocks".format(*a.values()),
+        "setRewards": lambda a: "set rewards to {} per accepted update, {} per matching vote, bound {} micro-nats".format(
+            _tok(a["submitReward"]), _tok(a["voterReward"]), a["rewardBound"]
+        ),
+        "setEpochLength": lambda a: f"set epoch length to {a['epochLength_']} blocks",
+        "setEpochCap": lambda a: f"set epoch cap to {_tok(a['cap'])}",
+        "setMemberEpochCap": lambda a: f"set member epoch cap to {_tok(a['cap'])}",
+        "setWelcomeGrant": lambda a: f"set welcome grant to {_tok(a['amount'])}",
+        "setTransfersEnabled": lambda a: "enable token transfers" if a["enabled"] else "disable token transfers",
+        "setAdmission": lambda a: "set admission to " + ("approval" if int(a["admission_"]) else "open"),
+        "setMinImprovement": lambda a: f"set the release rule's least improvement to {_pct(a['bps'])}",
+        "approve": lambda a: f"admit {a['member']}",
+        "suspend": lambda a: f"suspend {a['member']}",
+        "reinstate": lambda a: f"reinstate {a['member']}",
+        "remove": lambda a: f"remove {a['member']}",
+    }
+    if fn in words:
+        try:
+            return words[fn](a)
+        except (KeyError, TypeError):
+            pass
+    args = ", ".join(f"{k}={_short(v)}" for k, v in a.items())
+    return f"call {contract}.{fn}({args})"

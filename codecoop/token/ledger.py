@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +27,7 @@ from codecoop.token.rewards import Decision, RewardRules, Vote
 
 __all__ = [
     "Ledger",
+    "LedgerFollower",
     "EpochClock",
     "MemberRecord",
     "UpdateRecord",
@@ -217,6 +217,7 @@ class Proposal:
     vote_end: int
     block: int
     votes: dict[str, tuple[int, int]] = field(default_factory=dict)  # voter -> (support, weight)
+    reasons: dict[str, str] = field(default_factory=dict)  # voter -> the reason given with the vote (attacker-controlled text)
     queued_block: int | None = None
     executed_block: int | None = None
     canceled_block: int | None = None
@@ -273,22 +274,9 @@ class Ledger:
     @classmethod
     def from_deployment(cls, deployment: Deployment, to_block: int | None = None) -> Ledger:
         """Rebuild the ledger of ``deployment`` from its events up to ``to_block`` (default: head)."""
-        chain: Chain = deployment.chain
-        head = chain.block_number if to_block is None else to_block
-        names = {address: name for name, address in deployment.addresses.items()}
-        decoder = EventDecoder({a: (n, deployment.record.abis[n]) for a, n in names.items()})
-        logs = read_logs(chain, names, deployment.record.block, head)
-        ledger = cls(addresses=deployment.addresses, head=head, token_symbol=deployment.params.token_symbol)
-        ledger._fold(e for e in map(decoder.decode, logs) if e is not None)
-        ledger.total_supply = chain.call(deployment.token.contract.functions.totalSupply(), block=head)
-        return ledger
-
-    def _fold(self, events: Iterable[LedgerEvent]) -> None:
-        folder = _Folder(self)
-        for event in events:
-            self.events += 1
-            folder.apply(event)
-        folder.finish()
+        follower = LedgerFollower(deployment)
+        follower.advance(to_block)
+        return follower.ledger
 
     # ------------------------------------------------------------------ views
     def epochs(self) -> range:
@@ -326,6 +314,44 @@ class Ledger:
 
 
 _ZERO = "0x" + "00" * 20
+
+
+class LedgerFollower:
+    """A :class:`Ledger` kept up to date block by block: :meth:`advance` folds only the new logs.
+
+    ``from_deployment`` is one ``advance`` from the deployment block; a dashboard or a long audit
+    calls ``advance`` as blocks arrive, so following a chain costs what its new blocks hold, not a
+    rebuild. The ledger object stays the same and is changed in place: a reader on another thread
+    holds ``lock`` while it reads.
+    """
+
+    def __init__(self, deployment: Deployment):
+        import threading
+
+        self.deployment = deployment
+        self._names = {address: name for name, address in deployment.addresses.items()}
+        self._decoder = EventDecoder({a: (n, deployment.record.abis[n]) for a, n in self._names.items()})
+        self.ledger = Ledger(addresses=deployment.addresses, head=deployment.record.block - 1, token_symbol=deployment.params.token_symbol)
+        self._folder = _Folder(self.ledger)
+        self.lock = threading.RLock()
+
+    def advance(self, to_block: int | None = None) -> list[LedgerEvent]:
+        """Fold the events of the blocks after the ledger's head up to ``to_block`` (default: the chain's head); return them."""
+        chain: Chain = self.deployment.chain
+        head = chain.block_number if to_block is None else to_block
+        if head <= self.ledger.head:
+            return []
+        logs = read_logs(chain, self._names, self.ledger.head + 1, head)
+        events = [e for e in map(self._decoder.decode, logs) if e is not None]
+        supply = chain.call(self.deployment.token.contract.functions.totalSupply(), block=head)
+        with self.lock:
+            for event in events:
+                self.ledger.events += 1
+                self._folder.apply(event)
+            self._folder.finish()
+            self.ledger.head = head
+            self.ledger.total_supply = supply
+        return events
 
 
 class _Folder:
@@ -497,6 +523,8 @@ class _Folder:
         p = self.l.proposals.get(a["proposalId"])
         if p is not None:
             p.votes[a["voter"]] = (a["support"], a["weight"])
+            if a.get("reason"):
+                p.reasons[a["voter"]] = a["reason"]
 
     def _ProposalQueued(self, e: LedgerEvent) -> None:
         self.l.proposals[e.args["proposalId"]].queued_block = e.block

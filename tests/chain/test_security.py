@@ -303,6 +303,7 @@ MATRIX: dict[str, dict[str, Entry]] = {
             args=lambda w, c: ("12D3KooWjoin", [], b""),
         ),
         "updateEndpoint(string,string[])": only(("member", "suspended"), "NotMember", args=lambda w, c: ("12D3KooWmoved", [])),
+        "leave()": only(("member", "suspended"), "NotMember"),
         "approve(address)": governance(lambda w, c: (w.applicant.address,)),
         "suspend(address)": governance(lambda w, c: (w.fed.members[1].address,)),
         "reinstate(address)": governance(lambda w, c: (w.suspended.address,)),

@@ -224,6 +224,7 @@ def test_the_submitter_gone_right_after_registering_its_update_does_not_stop_the
 
 def test_members_who_leave_or_are_removed_by_governance_end_cleanly_and_the_others_go_on(tmp_path):
     from codecoop.chain.clients import MemberStatus
+    from codecoop.chain.devtools import pass_proposal
     from codecoop.governance import member_action
 
     events = []
@@ -239,18 +240,11 @@ def test_members_who_leave_or_are_removed_by_governance_end_cleanly_and_the_othe
     leaver.settings = dataclasses.replace(leaver.settings, claim=False)  # so that ending has a reward to claim
     first = sim.run_round()
     assert first.outcome == "completed" and sim.deployment.rounds.entitlement(1, leaver.address) > 0
-    d, chain = sim.deployment, sim.chain
+    d = sim.deployment
     d.members.leave(leaver.account)
     proposal = member_action(d, "remove", removed.address)
     accounts = [o.node.account for o in sim.orgs[:3]]  # the leaver's tokens still vote
-    pid = d.governor.propose(accounts[0], proposal.calls, proposal.description)
-    chain.mine(d.params.voting_delay + 1)
-    for a in accounts:
-        d.governor.cast_vote(a, pid, 1)
-    chain.mine_to(d.governor.deadline(pid) + 1)
-    d.governor.queue(accounts[0], proposal.calls, proposal.description)
-    chain.time_travel(d.params.timelock_delay + 1)
-    d.governor.execute(accounts[0], proposal.calls, proposal.description)
+    pass_proposal(d, list(proposal.calls), proposal.description, proposer=accounts[0], voters=accounts)
     assert d.members.status(removed.address) is MemberStatus.REMOVED
     events.clear()
     second = sim.run_round()

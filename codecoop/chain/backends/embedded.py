@@ -8,6 +8,7 @@ receipt by scanning every block for the transaction, which is quadratic in the c
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -35,6 +36,17 @@ class EmbeddedChain(Chain):
         super().__init__(w3, url=EMBEDDED, timeout=timeout)
         self.tester = tester
         self.preflight = True
+        # eth-tester is not thread-safe: every request and every direct use of the tester holds this
+        # lock, so a dashboard thread can follow the chain while a federation runs on it
+        self.lock = threading.RLock()
+        provider = w3.provider
+        make_request = provider.make_request
+
+        def locked_request(method: Any, params: Any) -> Any:
+            with self.lock:
+                return make_request(method, params)
+
+        provider.make_request = locked_request  # type: ignore[method-assign]
 
     @classmethod
     def start(cls, *, timeout: float = 120.0) -> EmbeddedChain:
@@ -49,17 +61,21 @@ class EmbeddedChain(Chain):
         return True
 
     def _mine(self, blocks: int) -> None:
-        self.tester.mine_blocks(blocks)
+        with self.lock:
+            self.tester.mine_blocks(blocks)
 
     def time_travel(self, seconds: int) -> None:
-        now = self.w3.eth.get_block("latest")["timestamp"]
-        self.tester.time_travel(now + seconds)
+        with self.lock:
+            now = self.w3.eth.get_block("latest")["timestamp"]
+            self.tester.time_travel(now + seconds)
 
     def snapshot(self) -> Any:
-        return self.tester.take_snapshot()
+        with self.lock:
+            return self.tester.take_snapshot()
 
     def revert_to(self, snapshot: Any) -> None:
-        self.tester.revert_to_snapshot(snapshot)
+        with self.lock:
+            self.tester.revert_to_snapshot(snapshot)
 
     def _gas_for(self, tx: dict[str, Any]) -> int:
         """A generous fixed limit (unused gas is not charged) after one preflight call that finds reverts.
@@ -73,6 +89,11 @@ class EmbeddedChain(Chain):
         return EMBEDDED_GAS
 
     def read_logs(self, addresses: Iterable[str], first: int, last: int) -> list[RawLog]:
+        """Logs straight from py-evm's database (see :meth:`_read_logs`), under the chain's lock."""
+        with self.lock:
+            return self._read_logs(addresses, first, last)
+
+    def _read_logs(self, addresses: Iterable[str], first: int, last: int) -> list[RawLog]:
         """Logs straight from py-evm's database, equal to what ``eth_getLogs`` returns.
 
         Most blocks of a federation's chain are empty (windows are mined through), so only the two

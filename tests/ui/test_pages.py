@@ -1,0 +1,112 @@
+"""Every dashboard page over a recorded federation, through the application (no browser): what each
+shows, that hostile strings come out escaped, and that forms refuse requests without the CSRF token."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from codecoop.ui.app import CSP, create_app
+from codecoop.ui.dashboard import Dashboard
+
+from .conftest import XSS
+
+
+@pytest.fixture
+def client(recorded):
+    db = Dashboard(recorded.fed.deployment, store=recorded.store, signer=recorded.fed.members[0])
+    db.catch_up()
+    with TestClient(create_app(db), base_url="http://127.0.0.1") as c:
+        c.db = db
+        yield c
+
+
+PAGES = ["/", "/rounds", "/rounds/1", "/rounds/2", "/members", "/proposals", "/models", "/audit", "/node"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_with_the_security_headers(client, path):
+    r = client.get(path)
+    assert r.status_code == 200, r.text[:500]
+    assert r.headers["content-security-policy"] == CSP and "'unsafe-inline'" not in CSP
+    assert r.headers["x-frame-options"] == "DENY"
+    assert "<script>" not in r.text  # every script is an external file, so the policy can forbid inline ones
+
+
+def test_hostile_strings_from_the_chain_are_escaped_on_every_page(client, recorded):
+    pages = [*PAGES, f"/proposals/{recorded.xss_proposal}"]
+    for path in pages:
+        text = client.get(path).text
+        for payload in XSS:
+            if payload.startswith("javascript:"):  # harmless as text; never as a link or a source
+                assert not re.search(r'(href|src|action)="\s*javascript:', text), path
+            else:
+                assert payload not in text, (path, payload)
+    detail = client.get(f"/proposals/{recorded.xss_proposal}").text
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in detail  # shown, as text
+    assert "&lt;svg onload" in client.get("/members").text
+
+
+def test_the_overview_shows_the_charter_round_versions_and_issuance(client, recorded):
+    text = client.get("/").text
+    d = recorded.fed.deployment
+    assert d.models.charter().base_model_id in text
+    assert "approval quorum" in text and "75.0% of the members who revealed" in text
+    rounds = recorded.fed.deployment.rounds
+    for r in (1, 2, 3):
+        assert rounds.round(r).global_cid in text
+    assert 'id="loss-chart"' in text and 'id="issuance-chart-data"' in text
+
+
+def test_a_round_page_shows_updates_votes_decisions_and_rewards(client, recorded):
+    rounds = recorded.fed.deployment.rounds
+    text = client.get("/rounds/2").text
+    for u in rounds.updates(2):
+        assert u.cid in text
+    info = rounds.round(2)
+    assert len(info.accepted_ids) < info.update_count, "the harmful update was rejected"
+    assert text.count('class="rejected"') == info.update_count - len(info.accepted_ids)
+    assert "Ballots (revealed)" in text and "Rewards minted" in text
+
+
+def test_proposals_are_described_in_words_with_their_state(client, recorded):
+    text = client.get("/proposals").text
+    assert "set quorum to 75%" in text and "executed" in text
+    assert re.search(r"release v1 = bafk\w+, parent the base model", text)
+    assert client.get(f"/proposals/{recorded.passed_proposal}").status_code == 200
+    assert client.get("/proposals/12345").status_code == 404
+
+
+def test_models_show_the_release_with_its_contributions_and_pull_command(client):
+    text = client.get("/models").text
+    assert "v1" in text and "codecoop model pull v1" in text and "Model card" in text
+
+
+def test_a_post_without_the_csrf_token_or_from_another_site_is_refused(client, recorded):
+    pid = recorded.xss_proposal
+    assert client.post(f"/proposals/{pid}/vote", data={"support": "for"}, follow_redirects=False).status_code == 403
+    forged = client.post(
+        f"/proposals/{pid}/vote", data={"support": "for", "csrf": client.db.csrf}, headers={"origin": "http://evil.example"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert forged.status_code == 403
+    assert not recorded.fed.deployment.governor.contract.functions.hasVoted(pid, recorded.fed.members[0].address).call()
+
+
+def test_another_host_name_is_refused(client):
+    assert client.get("/", headers={"host": "attacker.example"}).status_code == 400
+
+
+def test_a_vote_through_the_form_reaches_the_chain_and_the_page_says_so(client, recorded):
+    d, pid = recorded.fed.deployment, recorded.xss_proposal
+    snapshot = recorded.fed.chain.snapshot()
+    try:
+        r = client.post(f"/proposals/{pid}/vote", data={"support": "against", "reason": "no", "csrf": client.db.csrf})
+        assert r.status_code == 200 and "voted against on proposal" in r.text
+        assert d.governor.contract.functions.hasVoted(pid, recorded.fed.members[0].address).call()
+        again = client.post(f"/proposals/{pid}/vote", data={"support": "for", "csrf": client.db.csrf})
+        assert "banner error" in again.text  # the governor refuses a second vote; the page says why
+    finally:
+        recorded.fed.chain.revert_to(snapshot)
