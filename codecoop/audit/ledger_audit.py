@@ -10,9 +10,11 @@
   reservation;
 - ``supply``: total supply equals the sum of mints, and every ERC20 mint has its ``Allocated`` event;
 - ``storage``: each accepted update's CID is retrievable and verifies (with a store);
-- ``aggregates``: each confirmed aggregate recomputes byte-identically from its accepted updates by
-  re-running the round's strategy (with a store, unless recomputation is turned off);
-- ``voters``: votes that contradict their own measurement, and voters whose reported loss deltas
+- ``aggregates``: each confirmed aggregate recomputes from its accepted updates by re-running the
+  round's strategy (with a store, unless recomputation is turned off): byte-identical, or, for a
+  global a node wrote as an adapter file, the same tensors bit for bit;
+- ``voters``: ballots that no approval threshold explains (a measured rejection at least as good as
+  an approval of the same round), and voters whose reported loss deltas
   lie far from the other voters' on the same updates;
 - ``governance``: every parameter change after deployment and every release came through the timelock;
 - ``concentration``: Gini, Nakamoto coefficient and top-1 share of voting power per epoch; a single
@@ -445,8 +447,17 @@ class _Audit:
                 for v in votes:
                     self.checked["voters"] += 1
                     per_update[v.update_id].append((voter, v.loss_delta))
-                    if (v.approve and v.loss_delta < 0) or (not v.approve and v.loss_delta > 0):
-                        inconsistent[voter].append((r.round, v.update_id))
+                # A node approves when its measured delta reaches its own threshold (evaluation.approve_min_delta,
+                # a node setting the chain does not hold, -20,000 micro-nats by default), so an approval with a
+                # small loss increase is policy, not a lie. A contradiction is a ballot no threshold explains: a
+                # measured rejection (non-zero delta; a screening refusal publishes 0) at least as good as an approval.
+                approved = [v.loss_delta for v in votes if v.approve]
+                rejected = [v for v in votes if not v.approve and v.loss_delta != 0]
+                if approved:
+                    worst_approved = min(approved)
+                    for v in rejected:
+                        if v.loss_delta >= worst_approved:
+                            inconsistent[voter].append((r.round, v.update_id))
             floor = r.rules.reward_bound / 20  # differences below 5% of the bound are noise, never lies
             for entries in per_update.values():
                 for i, (voter, delta) in enumerate(entries):
@@ -460,8 +471,8 @@ class _Audit:
             self.find(
                 "voters",
                 "inconsistent-vote",
-                f"{voter} cast {len(where)} vote(s) contradicting its own loss delta "
-                f"(approve with a loss increase or reject with a decrease), first in round {where[0][0]}",
+                f"{voter} rejected {len(where)} update(s) it measured as at least as good as one it approved in the "
+                f"same round (no approval threshold explains its ballot), first in round {where[0][0]}",
                 member=voter,
                 round=where[0][0],
             )
@@ -573,6 +584,31 @@ class _Audit:
             self.find("storage", "missing-object", f"{what} ({cid}) could not be read: {exc}", round=round_id, member=member)
         return None
 
+    def _same_tensors(self, r: RoundRecord, aggregate: Any) -> bool:
+        """Whether the confirmed global holds exactly the recomputed tensors and the strategy's metadata.
+
+        A node writes the global model as an adapter file (``codecoop.node.aggregator.global_bytes``):
+        the aggregate's tensors plus the adapter's description (base model, LoRA shape), so its bytes
+        differ from the bare aggregate's. The tensors are compared bit for bit; the adapter's own
+        description is not re-derived (it needs the base model), which a note says.
+        """
+        from codecoop.tensors import from_safetensors
+
+        assert self.store is not None and r.completed_cid is not None
+        try:
+            tensors, metadata = from_safetensors(self.store.get(r.completed_cid))
+        except (CodecoopError, TensorFormatError):
+            return False
+        if not _equal_tensors(tensors, aggregate.tensors):
+            return False
+        if any(metadata.get(k) != v for k, v in aggregate.metadata.items()):
+            return False
+        self.notes.append(
+            f"round {r.round}: the confirmed global's tensors equal the recomputed aggregate bit for bit; its adapter "
+            "description (base model, LoRA shape) is not re-derived"
+        )
+        return True
+
     def _recompute(self, r: RoundRecord, blobs: dict[str, bytes]) -> bool | None:
         from codecoop.aggregation import Update
         from codecoop.storage import cid_of
@@ -595,7 +631,8 @@ class _Audit:
                     return None
                 base = from_safetensors(base_bytes)[0]
             updates = [Update.from_bytes(u.cid, blobs[u.cid], u.n_samples) for u in accepted]
-            data = spec.build().aggregate(updates, base=base).to_bytes()
+            aggregate = spec.build().aggregate(updates, base=base)
+            data = aggregate.to_bytes()
         except (CodecoopError, TensorFormatError) as exc:
             self.find(
                 "aggregates",
@@ -606,7 +643,7 @@ class _Audit:
             )
             return False
         cid = cid_of(data)
-        if cid == r.completed_cid:
+        if cid == r.completed_cid or self._same_tensors(r, aggregate):
             return True
         confirmers = sorted({c.member for c in r.confirmations if c.cid == r.completed_cid})
         self.find(
@@ -616,6 +653,12 @@ class _Audit:
             round=r.round, block=r.completed_block,
         )  # fmt: skip
         return False
+
+
+def _equal_tensors(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    import torch
+
+    return a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
 
 
 def findings_by_kind(findings: Iterable[Finding]) -> dict[str, int]:

@@ -98,7 +98,9 @@ class Dashboard:
 
     ``keystore`` (with ``signer=None``): an encrypted keystore that the page unlocks once per
     server session; the password is posted once, used to decrypt, and dropped (never stored, never
-    sent back to the browser). ``poll``: seconds between looks at the chain.
+    sent back to the browser). ``poll``: seconds between looks at the chain. ``config``: a node
+    configuration (its ``folder`` holds the journal shown on "My node", ``training.dp_delta`` the
+    delta its privacy is accounted at).
     """
 
     def __init__(
@@ -111,6 +113,7 @@ class Dashboard:
         keystore: Path | None = None,
         poll: float = 1.0,
         demo: bool = False,
+        node_address: str | None = None,
         log: Callable[[str], None] = lambda message: None,
     ):
         self.deployment = deployment
@@ -120,6 +123,7 @@ class Dashboard:
         self.keystore = keystore
         self.poll = poll
         self.demo = demo
+        self.node_address = node_address  # the account of the node whose journal 'My node' shows (default: the signer)
         self.log = log
         self.csrf = secrets.token_urlsafe(32)
         self.follower = LedgerFollower(deployment)

@@ -3,7 +3,8 @@
 Three organisations train ``tiny`` through a few real rounds (the one-process simulation, the same
 nodes as ``codecoop sim``). Between rounds the DAO passes a parameter change; after the last it
 releases the newest global model as ``v1`` and leaves one proposal open for the visitor to vote on
-from the page. The dashboard signs as a member of its own (a welcome grant gives it voting power).
+from the page. The dashboard signs as a member of its own (a welcome grant gives it voting power);
+"My node" shows org-0's journal.
 Once the federation is done, a block is mined every ``block_s`` seconds so that the live view, the
 open proposal's voting period and the timelock keep moving.
 """
@@ -19,6 +20,19 @@ from typing import Any
 from codecoop.ui.dashboard import Dashboard
 
 __all__ = ["DemoFederation"]
+
+
+class _NodeView:
+    """What 'My node' reads of a node configuration, for the demo's org-0 (its journal's folder, its DP delta)."""
+
+    def __init__(self, node: Any):
+        self.folder = node.journal.path.parent
+        self._delta = node.settings.train.dp_delta
+
+    def __getitem__(self, key: str) -> Any:
+        if key != "training.dp_delta":
+            raise KeyError(key)
+        return self._delta
 
 
 class DemoFederation:
@@ -49,7 +63,10 @@ class DemoFederation:
         d.members.join(voter, "codecoop-ui-demo", [])
         d.token.delegate(voter)
         self.voter = voter
-        self.dashboard = Dashboard(d, store=sim.orgs[0].node.store, signer=voter, demo=True, log=self.log)
+        org0 = sim.orgs[0].node
+        self.dashboard = Dashboard(
+            d, store=org0.store, signer=voter, demo=True, config=_NodeView(org0), node_address=org0.address, log=self.log
+        )
         self.dashboard.status = "starting"
         self._thread = threading.Thread(target=self._run, name="codecoop-ui-demo", daemon=True)
         self._thread.start()

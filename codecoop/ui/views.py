@@ -466,7 +466,7 @@ def node_journal(db: Any) -> dict[str, Any] | None:
     delta = float(db.config["training.dp_delta"])
     spent = journal.privacy_spent(delta)
     claimed: dict[int, float] = defaultdict(float)
-    me = db.signer.address if db.signer is not None else None
+    me = db.node_address or (db.signer.address if db.signer is not None else None)
     for m in db.ledger.mints:
         if me is not None and m.member == me and m.round_id() is not None:
             claimed[m.round_id()] += to_tokens(m.minted)

@@ -71,11 +71,28 @@ def test_a_lying_voter_is_found(history):
 
 def test_a_voter_contradicting_its_own_measurement_is_found(history):
     fed = history.fed
-    record = fed.run_round(vote=lambda voter, update: (True, -20_000) if voter == 2 else (True, 40_000), claim=False)
+    first: dict[int, int] = {}
+
+    def vote(voter: int, update: int) -> tuple[bool, int]:
+        if voter != 2:
+            return True, 40_000
+        # approves one update with a loss increase and rejects another it measured as a gain
+        first.setdefault(voter, update)
+        return (True, -20_000) if first[voter] == update else (False, 40_000)
+
+    record = fed.run_round(vote=vote, claim=False)
     report = audit_deployment(fed.deployment)
     assert "inconsistent-vote" in report.kinds()
     assert {f.member for f in report.findings if f.kind == "inconsistent-vote"} == {fed.members[2].address}
     assert record.accepted
+
+
+def test_a_voter_tolerating_a_small_loss_increase_is_not_a_contradiction(history):
+    # the default node approves down to -20,000 micro-nats: a policy the chain does not hold, not a lie
+    fed = history.fed
+    fed.run_round(vote=lambda voter, update: (True, -15_000) if voter == 2 else (True, 40_000), claim=False)
+    report = audit_deployment(fed.deployment)
+    assert "inconsistent-vote" not in report.kinds()
 
 
 def test_the_audit_reads_only_the_chain(history):

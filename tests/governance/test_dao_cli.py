@@ -101,7 +101,15 @@ def test_token_commands_show_balance_history_and_claim(cli, capsys):
 
 def test_the_audit_command_exits_non_zero_on_findings_and_writes_json_and_html(cli, tmp_path):
     fed = cli.fed
-    fed.run_round(vote=lambda voter, update: (True, -5_000) if voter == 1 else (True, 30_000))
+    seen: list[int] = []
+
+    def vote(voter: int, update: int) -> tuple[bool, int]:
+        if voter != 1:
+            return True, 30_000
+        seen.append(update)  # member 1 approves a loss increase, then rejects a gain: no threshold explains that
+        return (True, -5_000) if len(seen) == 1 else (False, 30_000)
+
+    fed.run_round(vote=vote)
     out_json, out_html = tmp_path / "audit.json", tmp_path / "audit.html"
     assert cli.run("audit", "ledger", "--json", str(out_json), "--html", str(out_html)) == 1
     report = json.loads(out_json.read_text())

@@ -47,6 +47,16 @@ def finished(tmp_path_factory):
         sim.close()
 
 
+def test_an_audit_of_a_real_simulation_recomputes_every_aggregate_and_is_clean(finished):
+    from codecoop.audit.run import audit_deployment
+
+    sim, report, _ = finished
+    audit = audit_deployment(sim.deployment, store=sim.orgs[0].node.store)
+    assert audit.clean, [f.message for f in audit.findings]
+    aggregates = next(c for c in audit.checks if c.name == "aggregates")
+    assert aggregates.status == "pass" and aggregates.checked == len(report.rounds)
+
+
 def test_every_round_passes_through_every_contract_state(finished):
     _, report, _ = finished
     assert [r.phases for r in report.rounds] == [EVERY_PHASE, EVERY_PHASE]

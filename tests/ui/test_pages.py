@@ -110,3 +110,40 @@ def test_a_vote_through_the_form_reaches_the_chain_and_the_page_says_so(client, 
         assert "banner error" in again.text  # the governor refuses a second vote; the page says why
     finally:
         recorded.fed.chain.revert_to(snapshot)
+
+
+class _NodeConfig:
+    """The two things 'My node' reads of a node configuration: its folder and its DP delta."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def __getitem__(self, key):
+        assert key == "training.dp_delta"
+        return 1e-5
+
+
+def test_my_node_shows_the_journal_votes_reasons_claims_and_privacy(recorded, tmp_path):
+    from codecoop.node.journal import Journal
+
+    fed = recorded.fed
+    me = fed.members[0].address
+    journal = Journal(tmp_path / "journal.json", deployment=fed.deployment.addresses["RoundManager"])
+    trained = fed.deployment.rounds.round(1).global_cid
+    e1 = journal.entry(1)
+    e1.trained_cid, e1.samples, e1.improvement_micro, e1.done = trained, 321, 12_345, True
+    e1.dp = {"noise_multiplier": 1.1, "delta": 1e-5}
+    e1.votes = {"2": {"approve": False, "delta": -9, "reason": XSS[0], "submitter": fed.members[1].address}}
+    journal.entry(2).skipped = True
+    journal.save()
+    db = Dashboard(fed.deployment, store=recorded.store, config=_NodeConfig(tmp_path), node_address=me)
+    db.catch_up()
+    with TestClient(create_app(db), base_url="http://127.0.0.1") as c:
+        text = c.get("/node").text
+    assert str(tmp_path / "journal.json") in text
+    assert trained in text and "321 samples" in text and "DP noise 1.1" in text
+    assert "skipped (selective update)" in text
+    assert "#2 reject" in text and "&lt;script&gt;" in text and XSS[0] not in text  # a reason is shown as text
+    assert re.search(r"epsilon \d+\.\d\d at delta 1e-05 over 1 released update", text)
+    claimed = sum(m.minted for m in db.ledger.mints if m.member == me and m.round_id() == 1)
+    assert claimed > 0 and "no round in the journal" not in text
