@@ -261,6 +261,8 @@ class Ledger:
     transfers: list[Transfer] = field(default_factory=list)
     #: (block, delegate, votes after the change), in chain order.
     vote_changes: list[tuple[int, str, int]] = field(default_factory=list)
+    #: Each holder's current delegate (``DelegateChanged``); a holder who never delegated is absent.
+    delegates: dict[str, str] = field(default_factory=dict)
     proposals: dict[int, Proposal] = field(default_factory=dict)
     changes: list[ParameterChange] = field(default_factory=list)
     releases: list[Release] = field(default_factory=list)
@@ -500,6 +502,9 @@ class _Folder:
     def _Transfer(self, e: LedgerEvent) -> None:
         a = e.args
         self.l.transfers.append(Transfer(a["from"], a["to"], a["value"], e.block, e.tx_index))
+
+    def _DelegateChanged(self, e: LedgerEvent) -> None:
+        self.l.delegates[e.args["delegator"]] = e.args["toDelegate"]
 
     def _DelegateVotesChanged(self, e: LedgerEvent) -> None:
         self.l.vote_changes.append((e.block, e.args["delegate"], e.args["newVotes"]))

@@ -161,7 +161,7 @@ def create_app(db: Dashboard, *, allowed_hosts: list[str] | None = None) -> Star
         return page(request, "overview.html", title="Overview", o=data)
 
     async def rounds(request: Request) -> Response:
-        data = await asyncio.to_thread(db.cached, ("rounds",), lambda: views.rounds_table(db))
+        data = await asyncio.to_thread(lambda: db.cached(("rounds",), lambda: views.rounds_table(db), per_block=False))
         return page(request, "rounds.html", title="Rounds", t=data)
 
     async def round_page(request: Request) -> Response:
@@ -172,12 +172,14 @@ def create_app(db: Dashboard, *, allowed_hosts: list[str] | None = None) -> Star
         return page(request, "round.html", title=f"Round {r}", rd=data)
 
     async def members(request: Request) -> Response:
-        data = await asyncio.to_thread(db.cached, ("members",), lambda: views.members_table(db))
+        data = await asyncio.to_thread(lambda: db.cached(("members",), lambda: views.members_table(db), per_block=False))
         return page(request, "members.html", title="Members", t=data)
 
     async def member_page(request: Request) -> Response:
         address = request.path_params["address"]
-        data = await asyncio.to_thread(db.cached, ("member", address.lower()), lambda: views.member_detail(db, address))
+        data = await asyncio.to_thread(
+            lambda: db.cached(("member", address.lower()), lambda: views.member_detail(db, address), per_block=False)
+        )
         if data is None:
             return not_found(request, f"{address} never joined this federation")
         return page(request, "member.html", title="Member", mem=data)
@@ -197,7 +199,7 @@ def create_app(db: Dashboard, *, allowed_hosts: list[str] | None = None) -> Star
         return page(request, "proposal.html", title="Proposal", p=data)
 
     async def models(request: Request) -> Response:
-        data = await asyncio.to_thread(db.cached, ("models",), lambda: views.models_table(db))
+        data = await asyncio.to_thread(lambda: db.cached(("models",), lambda: views.models_table(db), per_block=False))
         return page(request, "models.html", title="Models", t=data)
 
     async def audit(request: Request) -> Response:

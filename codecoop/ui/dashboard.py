@@ -131,7 +131,8 @@ class Dashboard:
         self.recent: deque[dict[str, Any]] = deque(maxlen=_RECENT_EVENTS)
         self.audits: dict[str, AuditJob] = {}
         self.follow_error: str | None = None
-        self._cache: dict[tuple, tuple[int, Any]] = {}
+        self._cache: dict[tuple, tuple[tuple[int, int | None], Any]] = {}
+        self._facts: dict[tuple, tuple[tuple[int, int | None] | None, Any]] = {}
         self._cache_lock = threading.Lock()
         self._catch_up_lock = threading.Lock()
         self._stop = threading.Event()
@@ -189,8 +190,10 @@ class Dashboard:
             self._thread.join(10)
 
     # ------------------------------------------------------------------ page data, cached per head block
-    def cached(self, key: tuple, build: Callable[[], Any]) -> Any:
-        """``build()``'s result for ``key`` at the chain's head (rebuilt once per new block).
+    def cached(self, key: tuple, build: Callable[[], Any], *, per_block: bool = True) -> Any:
+        """``build()``'s result for ``key`` at the chain's head: rebuilt once per new block, or with
+        ``per_block=False`` (a page that shows no block-dependent state: rounds, members, models) once
+        per new event, since most blocks carry none.
 
         A request never shows an older block than the chain has: when the follower has not seen
         the newest blocks yet, the request folds them first.
@@ -198,17 +201,32 @@ class Dashboard:
         with contextlib.suppress(CodecoopError):  # unreachable: serve what was folded (the page says so)
             if self.deployment.chain.block_number != self.head:
                 self.catch_up()
-        head = self.head
+        stamp = (self.ledger.events, self.head if per_block else None)
         with self._cache_lock:
             hit = self._cache.get(key)
-        if hit is not None and hit[0] == head:
+        if hit is not None and hit[0] == stamp:
             return hit[1]
         with self.follower.lock:
             value = build()
         with self._cache_lock:
             if len(self._cache) > 512:
                 self._cache.clear()
-            self._cache[key] = (head, value)
+            self._cache[key] = (stamp, value)
+        return value
+
+    def fact(self, key: tuple, read: Callable[[], Any], *, per_block: bool = False, settled: Callable[[Any], bool] | None = None) -> Any:
+        """A chain read that only an event can change (a parameter, the charter, the current round id),
+        read again only after the follower folded a new event; ``per_block``: also on a new block (a
+        proposal's state). Once ``settled(value)`` holds it is never read again (a settled proposal's
+        state, a past snapshot's quorum). A chain read costs milliseconds; most blocks carry no event."""
+        stamp = (self.ledger.events, self.head if per_block else None)
+        hit = self._facts.get(key)
+        if hit is not None and (hit[0] is None or hit[0] == stamp):
+            return hit[1]
+        value = read()
+        if len(self._facts) > 4096:
+            self._facts.clear()
+        self._facts[key] = (None if settled is not None and settled(value) else stamp, value)
         return value
 
     # ------------------------------------------------------------------ signing

@@ -40,10 +40,10 @@ def _micro(value: int) -> float:
 # ---------------------------------------------------------------------- overview
 def overview(db: Any) -> dict[str, Any]:
     d, ledger = db.deployment, db.ledger
-    charter = d.models.charter()
-    params = d.rounds.params()
-    epoch_cap, member_cap = d.token.caps()
-    r = d.rounds.current_round()
+    charter = db.fact(("charter",), d.models.charter)
+    params = db.fact(("params",), d.rounds.params)
+    epoch_cap, member_cap = db.fact(("caps",), d.token.caps)
+    r = db.fact(("current_round",), d.rounds.current_round)
     current = None
     if r:
         info = d.rounds.round(r)
@@ -69,7 +69,7 @@ def overview(db: Any) -> dict[str, Any]:
         row = issuance.setdefault(res.epoch, {"granted": 0.0, "cap": to_tokens(res.epoch_cap)})
         row["granted"] += to_tokens(res.granted)
         row["cap"] = to_tokens(res.epoch_cap)
-    epoch_now = d.token.epoch_of(ledger.head)
+    epoch_now = ledger.clock.epoch_of(ledger.head)
     active = [m for m in ledger.members.values() if m.status.name == "ACTIVE"]
     last_seen = _last_seen(ledger)
     online = [m.address for m in active if ledger.head - last_seen.get(m.address, -(10**9)) <= ONLINE_BLOCKS]
@@ -79,7 +79,7 @@ def overview(db: Any) -> dict[str, Any]:
             "weights_hash": charter.base_weights_hash,
             "cid": charter.cid,
             "task": _charter_task(db, charter.cid),
-            "strategy": d.rounds.aggregation_strategy(),
+            "strategy": db.fact(("strategy",), d.rounds.aggregation_strategy),
             "windows": [params.submit_window, params.commit_window, params.reveal_window, params.confirm_window],
             "quorum_pct": params.quorum_bps / 100,
             "confirmations": params.confirmations,
@@ -270,8 +270,17 @@ def _journal_entry(db: Any, r: int) -> dict[str, Any] | None:
 
 
 # ---------------------------------------------------------------------- members
+ZERO_ADDRESS = "0x" + "0" * 40
+
+
+def _delegate(ledger: Any, address: str) -> str | None:
+    """Whom ``address`` delegates its votes to (``None``: never delegated, or delegated to nobody)."""
+    to = ledger.delegates.get(address)
+    return None if to in (None, ZERO_ADDRESS) else to
+
+
 def members_table(db: Any) -> dict[str, Any]:
-    d, ledger = db.deployment, db.ledger
+    ledger = db.ledger
     balances = ledger.balances_at(ledger.head)
     power = ledger.votes_at(ledger.head)
     stats = _member_stats(ledger)
@@ -287,7 +296,7 @@ def members_table(db: Any) -> dict[str, Any]:
                 "status": m.status.name.lower(),
                 "tokens": round(to_tokens(balances.get(m.address, 0)), 4),
                 "power": round(to_tokens(power.get(m.address, 0)), 4),
-                "delegate": d.token.delegates(m.address),
+                "delegate": _delegate(ledger, m.address),
                 "share": (s.get("reward", 0.0) / total_reward) if total_reward else 0.0,
                 "accepted": s.get("accepted", 0),
                 "submitted": s.get("submitted", 0),
@@ -350,18 +359,23 @@ def _multiaddrs(db: Any, address: str) -> list[str]:
 
 # ---------------------------------------------------------------------- proposals
 STATES = ["pending", "active", "canceled", "defeated", "succeeded", "queued", "expired", "executed"]
+#: States a proposal never leaves.
+FINAL_STATES = frozenset({"canceled", "defeated", "expired", "executed"})
 
 
 def _proposal_row(db: Any, p: Any) -> dict[str, Any]:
     from codecoop.governance.proposals import describe_action
 
     d = db.deployment
-    state = d.governor.state(p.id).name.lower()
+    state = db.fact(
+        ("proposal-state", p.id), lambda: d.governor.state(p.id).name.lower(), per_block=True, settled=FINAL_STATES.__contains__
+    )
     tally = {"for": 0.0, "against": 0.0, "abstain": 0.0}
     for support, weight in p.votes.values():
         tally[SUPPORT.get(support, "abstain")] += to_tokens(weight)
     try:
-        quorum = to_tokens(d.governor.quorum(p.vote_start))
+        past = p.vote_start < db.head  # a snapshot in the past never changes
+        quorum = to_tokens(db.fact(("quorum", p.vote_start), lambda: d.governor.quorum(p.vote_start), settled=lambda _: past))
     except Exception:  # noqa: BLE001 - the quorum of a snapshot in the future is not defined yet
         quorum = None
     actions = [describe_action(d, t, c) for t, c in zip(p.targets, p.calldatas)]

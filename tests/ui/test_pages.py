@@ -147,3 +147,32 @@ def test_my_node_shows_the_journal_votes_reasons_claims_and_privacy(recorded, tm
     assert re.search(r"epsilon \d+\.\d\d at delta 1e-05 over 1 released update", text)
     claimed = sum(m.minted for m in db.ledger.mints if m.member == me and m.round_id() == 1)
     assert claimed > 0 and "no round in the journal" not in text
+
+
+def test_each_members_delegate_comes_from_the_ledger_and_agrees_with_the_chain(client, recorded):
+    from codecoop.ui.views import ZERO_ADDRESS
+
+    d, ledger = recorded.fed.deployment, client.db.ledger
+    for address in ledger.members:
+        on_chain = d.token.delegates(address)
+        assert ledger.delegates.get(address, ZERO_ADDRESS) == on_chain
+    assert '<span class="muted">none</span>' in client.get("/members").text  # the joined account never delegated
+
+
+def test_a_parameter_change_shows_on_the_next_request_though_chain_reads_are_kept_between_events():
+    from codecoop.chain.devtools import DevFederation
+    from codecoop.governance import set_parameter
+
+    from .conftest import PARAMS
+
+    fed = DevFederation.create(3, PARAMS)
+    db = Dashboard(fed.deployment)
+    db.catch_up()
+    with TestClient(create_app(db), base_url="http://127.0.0.1") as c:
+        before = c.get("/").text
+        fed.chain.mine(3)  # blocks without events: the kept parameters are served
+        assert c.get("/").status_code == 200
+        change = set_parameter(fed.deployment, [("quorum", "8000")], "Raise the quorum to 80%")
+        fed.pass_proposal(list(change.calls), change.description)
+        after = c.get("/").text
+    assert "80.0% of the members who revealed" not in before and "80.0% of the members who revealed" in after
