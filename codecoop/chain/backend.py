@@ -191,6 +191,37 @@ class Chain(ABC):
             self._replay_failure(tx, receipt)
         return TxResult(tx_hash=tx_hash.hex(), block=receipt["blockNumber"], gas_used=receipt["gasUsed"], receipt=receipt)
 
+    def request_for(self, fn: Any, sender: str) -> dict[str, Any]:
+        """``fn`` as an unsigned transaction request for a wallet that holds ``sender``'s key (EIP-1193
+        ``eth_sendTransaction``: the wallet adds nonce, gas and fees and signs).
+
+        The call is run first as ``sender`` on the pending block, so a transaction that would revert
+        raises its typed exception here, before the wallet asks its owner to sign anything.
+        """
+        sender = to_checksum_address(sender)
+        tx = self._guard(
+            lambda: fn.build_transaction({"from": sender, "value": 0, "gas": EMBEDDED_GAS, "nonce": 0, "chainId": self.chain_id})
+        )
+        self._guard(lambda: self.w3.eth.call({**_call_fields(tx), "gas": EMBEDDED_GAS}, block_identifier="pending"))
+        data = tx["data"] if isinstance(tx["data"], str) else "0x" + bytes(tx["data"]).hex()
+        return {"from": sender, "to": to_checksum_address(tx["to"]), "data": data, "value": "0x0", "chainId": hex(self.chain_id)}
+
+    def wait_for(self, tx_hash: str) -> TxResult:
+        """The receipt of a transaction someone else signed and sent (a browser wallet); a revert raises
+        its typed exception (replayed on the block it failed in), like :meth:`transact`."""
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout)
+        except TimeExhausted:
+            raise ChainError(f"no receipt for {tx_hash} after {self.timeout:.0f} s from {self.url}; is the chain mining?") from None
+        if receipt["status"] != 1:
+            sent = self._guard(lambda: self.w3.eth.get_transaction(tx_hash))
+            self._replay_failure(
+                {"from": sent["from"], "to": sent["to"], "data": sent["input"], "value": sent["value"], "gas": sent["gas"]}, receipt
+            )
+        return TxResult(
+            tx_hash=receipt["transactionHash"].hex(), block=receipt["blockNumber"], gas_used=receipt["gasUsed"], receipt=receipt
+        )
+
     def call(self, fn: Any, *, block: int | str = "latest") -> Any:
         """Call a view function; reverts become typed exceptions."""
         return self._guard(lambda: fn.call(block_identifier=block))

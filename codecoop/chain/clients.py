@@ -308,8 +308,13 @@ class ContractClient:
         self.contract = chain.w3.eth.contract(address=address, abi=abi)
         self._outputs = {item["name"]: item["outputs"] for item in abi if item.get("type") == "function"}
 
+    def function(self, fn: str, *args: Any) -> Any:
+        """The bound contract function ``fn(*args)``: what :meth:`Chain.transact` signs, or what
+        :meth:`Chain.request_for` hands to a browser wallet."""
+        return self.contract.functions[fn](*args)
+
     def _send(self, account: LocalAccount, fn: str, *args: Any, gas: int | None = None) -> TxResult:
-        return self.chain.transact(self.contract.functions[fn](*args), account, gas=gas)
+        return self.chain.transact(self.function(fn, *args), account, gas=gas)
 
     def _call(self, fn: str, *args: Any) -> Any:
         return self.chain.call(self.contract.functions[fn](*args))
@@ -621,21 +626,35 @@ class GovernorClient(ContractClient):
     name = "CoopGovernor"
 
     def propose(self, account: LocalAccount, calls: Sequence[tuple[str, bytes]], description: str) -> int:
-        targets = [t for t, _ in calls]
-        tx = self._send(account, "propose", targets, [0] * len(calls), [c for _, c in calls], description)
+        return self.proposal_created(self.chain.transact(self.propose_fn(calls, description), account))
+
+    def propose_fn(self, calls: Sequence[tuple[str, bytes]], description: str) -> Any:
+        return self.function("propose", [t for t, _ in calls], [0] * len(calls), [c for _, c in calls], description)
+
+    def proposal_created(self, tx: TxResult) -> int:
+        """The id of the proposal a ``propose`` transaction created."""
         return self.receipt_events(tx, "ProposalCreated")[0].args["proposalId"]
 
     def cast_vote(self, account: LocalAccount, proposal_id: int, support: int, reason: str = "") -> TxResult:
         """``support``: 0 against, 1 for, 2 abstain."""
+        return self.chain.transact(self.vote_fn(proposal_id, support, reason), account)
+
+    def vote_fn(self, proposal_id: int, support: int, reason: str = "") -> Any:
         if reason:
-            return self._send(account, "castVoteWithReason", proposal_id, support, reason)
-        return self._send(account, "castVote", proposal_id, support)
+            return self.function("castVoteWithReason", proposal_id, support, reason)
+        return self.function("castVote", proposal_id, support)
 
     def queue(self, account: LocalAccount, calls: Sequence[tuple[str, bytes]], description: str) -> TxResult:
-        return self._send(account, "queue", *self._args(calls, description))
+        return self.chain.transact(self.lifecycle_fn("queue", calls, description), account)
 
     def execute(self, account: LocalAccount, calls: Sequence[tuple[str, bytes]], description: str) -> TxResult:
-        return self._send(account, "execute", *self._args(calls, description))
+        return self.chain.transact(self.lifecycle_fn("execute", calls, description), account)
+
+    def lifecycle_fn(self, step: str, calls: Sequence[tuple[str, bytes]], description: str) -> Any:
+        """``queue`` or ``execute`` of the proposal made of ``calls`` and ``description``."""
+        if step not in ("queue", "execute"):
+            raise ValueError(step)
+        return self.function(step, *self._args(calls, description))
 
     def state(self, proposal_id: int) -> ProposalState:
         return ProposalState(self._call("state", proposal_id))

@@ -18,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import re
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -101,6 +104,8 @@ def create_app(db: Dashboard, *, allowed_hosts: list[str] | None = None) -> Star
     env = _environment()
     chart_js = _chart_js()
     flashes: dict[str, tuple[bool, str]] = {}
+    #: Transactions prepared for a browser wallet, by one-time token: (request, what it does, page to return to).
+    wallet_requests: dict[str, tuple[dict[str, Any], _Tx, str]] = {}
 
     def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         flash = flashes.pop(request.query_params.get("flash", ""), None)
@@ -234,11 +239,79 @@ def create_app(db: Dashboard, *, allowed_hosts: list[str] | None = None) -> Star
 
         return await act(request, request.headers.get("referer", "/") if _same_site(request) else "/", do)
 
+    async def transaction(request: Request, back: str, build: Callable[[dict[str, str]], _Tx]) -> Response:
+        """A state-changing chain transaction ``build(form)``: signed here with the unlocked keystore,
+        or, when the page posts ``wallet`` (an address), handed back as an unsigned request for the
+        browser wallet (EIP-1193 ``eth_sendTransaction``) after a dry run as that address."""
+        try:
+            form = await form_of(request)
+        except _Forbidden:
+            return PlainTextResponse("forbidden: missing or wrong CSRF token, or a request from another site", 403, headers=_HEADERS)
+        wallet = form.pop("wallet", "").strip()
+        chain = db.deployment.chain
+        try:
+            tx = await asyncio.to_thread(build, form)
+            if wallet:
+                if not _ADDRESS.fullmatch(wallet):
+                    raise ConfigError(f"{wallet!r} is not an account address")
+                req = await asyncio.to_thread(chain.request_for, tx.fn, wallet)
+                token = secrets.token_urlsafe(16)
+                wallet_requests[token] = (req, tx, back)
+                while len(wallet_requests) > _FLASHES:
+                    wallet_requests.pop(next(iter(wallet_requests)))
+                return JSONResponse({"ok": True, "token": token, "tx": req, "what": tx.what}, headers=_HEADERS)
+            signer = db.require_signer()
+            result = await asyncio.to_thread(chain.transact, tx.fn, signer)
+            message, to = tx.finish(result, back)
+        except CodecoopError as exc:
+            if wallet:
+                # 200: a refusal is an answer the page shows (a 4xx would also be a console error)
+                return JSONResponse({"ok": False, "error": str(exc)}, headers=_HEADERS)
+            return redirect(back, False, str(exc))
+        db.catch_up()
+        return redirect(to, True, message)
+
+    async def wallet_sent(request: Request) -> Response:
+        """The browser wallet sent a prepared transaction: wait for its receipt, then say what happened."""
+        try:
+            form = await form_of(request)
+        except _Forbidden:
+            return JSONResponse({"ok": False, "error": "forbidden: missing or wrong CSRF token"}, status_code=403, headers=_HEADERS)
+        pending = wallet_requests.pop(form.get("token", ""), None)
+        tx_hash = form.get("hash", "")
+        if pending is None:
+            return JSONResponse(
+                {"ok": False, "error": "unknown or used request: reload the page and try again"}, status_code=400, headers=_HEADERS
+            )
+        if not _TX_HASH.fullmatch(tx_hash):
+            return JSONResponse({"ok": False, "error": f"{tx_hash!r} is not a transaction hash"}, headers=_HEADERS)
+        req, tx, back = pending
+        chain = db.deployment.chain
+
+        def settle() -> tuple[str, str]:
+            sent = chain.w3.eth.get_transaction(tx_hash)
+            data = sent["input"] if isinstance(sent["input"], str) else "0x" + bytes(sent["input"]).hex()
+            if (sent["to"] or "").lower() != req["to"].lower() or data.lower() != req["data"].lower():
+                raise ConfigError("the wallet sent a different transaction from the one this page prepared; nothing was recorded")
+            return tx.finish(chain.wait_for(tx_hash), back)
+
+        try:
+            message, to = await asyncio.to_thread(settle)
+        except CodecoopError as exc:
+            return JSONResponse({"ok": False, "error": str(exc)}, headers=_HEADERS)
+        except Exception as exc:  # noqa: BLE001 - an unknown hash or a chain that does not answer: say so
+            return JSONResponse({"ok": False, "error": f"cannot read transaction {tx_hash}: {exc}"}, headers=_HEADERS)
+        db.catch_up()
+        key = secrets.token_urlsafe(8)
+        flashes[key] = (True, f"{message} (signed by the browser wallet, transaction {tx_hash})")
+        sep = "&" if "?" in to else "?"
+        return JSONResponse({"ok": True, "message": message, "redirect": f"{to}{sep}{urlencode({'flash': key})}"}, headers=_HEADERS)
+
     async def new_proposal(request: Request) -> Response:
-        def do(form: dict[str, str]) -> tuple[str, str]:
+        def build(form: dict[str, str]) -> _Tx:
             from codecoop.governance import proposals as gp
 
-            d, signer = db.deployment, db.require_signer()
+            d = db.deployment
             kind = form.get("kind")
             description = form.get("description", "").strip() or None
             if kind == "param":
@@ -247,7 +320,10 @@ def create_app(db: Dashboard, *, allowed_hosts: list[str] | None = None) -> Star
                 tag, cid = form.get("tag", "").strip(), form.get("cid", "").strip()
                 if not tag or not cid:
                     raise ConfigError("a release needs a tag and the adapter's CID")
-                parent = int(form.get("parent", "0") or 0)
+                try:
+                    parent = int(form.get("parent", "0") or 0)
+                except ValueError:
+                    raise ConfigError("the parent version is a number (0: none)") from None
                 proposal = gp.release(
                     d, tag, cid, parent=parent, metrics_cid=form.get("metrics_cid", "").strip() or None, description=description
                 )
@@ -255,10 +331,14 @@ def create_app(db: Dashboard, *, allowed_hosts: list[str] | None = None) -> Star
                 proposal = gp.member_action(d, form.get("action", ""), form.get("member", "").strip(), description)
             else:
                 raise ConfigError(f"unknown proposal kind {kind!r}")
-            pid = d.governor.propose(signer, list(proposal.calls), proposal.description)
-            return f"proposal {pid} created", f"/proposals/{pid}"
 
-        return await act(request, "/proposals", do)
+            def created(result: Any, back: str) -> tuple[str, str]:
+                pid = d.governor.proposal_created(result)
+                return f"proposal {pid} created", f"/proposals/{pid}"
+
+            return _Tx(d.governor.propose_fn(list(proposal.calls), proposal.description), "create the proposal", created)
+
+        return await transaction(request, "/proposals", build)
 
     def _calls(pid: int) -> tuple[list[tuple[str, bytes]], str]:
         p = db.ledger.proposals.get(pid)
@@ -269,35 +349,26 @@ def create_app(db: Dashboard, *, allowed_hosts: list[str] | None = None) -> Star
     async def vote(request: Request) -> Response:
         pid = int(request.path_params["pid"])
 
-        def do(form: dict[str, str]) -> str:
+        def build(form: dict[str, str]) -> _Tx:
             support = {"for": 1, "against": 0, "abstain": 2}.get(form.get("support", ""))
             if support is None:
                 raise ConfigError("vote for, against or abstain")
             _calls(pid)
-            db.deployment.governor.cast_vote(db.require_signer(), pid, support, form.get("reason", "").strip())
-            return f"voted {form['support']} on proposal {pid}"
+            fn = db.deployment.governor.vote_fn(pid, support, form.get("reason", "").strip())
+            return _Tx(fn, f"vote {form['support']} on proposal {pid}", _says(f"voted {form['support']} on proposal {pid}"))
 
-        return await act(request, f"/proposals/{pid}", do)
+        return await transaction(request, f"/proposals/{pid}", build)
 
-    async def queue(request: Request) -> Response:
-        pid = int(request.path_params["pid"])
+    async def lifecycle(request: Request) -> Response:
+        pid, step = int(request.path_params["pid"]), request.url.path.rsplit("/", 1)[1]  # its two routes: queue, execute
+        done = {"queue": "queued in the timelock", "execute": "executed"}
 
-        def do(form: dict[str, str]) -> str:
+        def build(form: dict[str, str]) -> _Tx:
             calls, description = _calls(pid)
-            db.deployment.governor.queue(db.require_signer(), calls, description)
-            return f"proposal {pid} queued in the timelock"
+            fn = db.deployment.governor.lifecycle_fn(step, calls, description)
+            return _Tx(fn, f"{step} proposal {pid}", _says(f"proposal {pid} {done[step]}"))
 
-        return await act(request, f"/proposals/{pid}", do)
-
-    async def execute(request: Request) -> Response:
-        pid = int(request.path_params["pid"])
-
-        def do(form: dict[str, str]) -> str:
-            calls, description = _calls(pid)
-            db.deployment.governor.execute(db.require_signer(), calls, description)
-            return f"proposal {pid} executed"
-
-        return await act(request, f"/proposals/{pid}", do)
+        return await transaction(request, f"/proposals/{pid}", build)
 
     async def run_audit(request: Request) -> Response:
         def do(form: dict[str, str]) -> tuple[str, str]:
@@ -341,8 +412,8 @@ def create_app(db: Dashboard, *, allowed_hosts: list[str] | None = None) -> Star
         Route("/proposals/new", new_proposal, methods=["POST"]),
         Route("/proposals/{pid}", proposal_page),
         Route("/proposals/{pid:int}/vote", vote, methods=["POST"]),
-        Route("/proposals/{pid:int}/queue", queue, methods=["POST"]),
-        Route("/proposals/{pid:int}/execute", execute, methods=["POST"]),
+        Route("/proposals/{pid:int}/queue", lifecycle, methods=["POST"]),
+        Route("/proposals/{pid:int}/execute", lifecycle, methods=["POST"]),
         Route("/models", models),
         Route("/audit", audit),
         Route("/audit", run_audit, methods=["POST"]),
@@ -350,6 +421,7 @@ def create_app(db: Dashboard, *, allowed_hosts: list[str] | None = None) -> Star
         Route("/node", node),
         Route("/cid/{cid}", cid_page),
         Route("/unlock", unlock, methods=["POST"]),
+        Route("/wallet/sent", wallet_sent, methods=["POST"]),
         Route("/events", events),
         Route("/vendor/chart.umd.js", vendor_chart),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -362,6 +434,24 @@ def create_app(db: Dashboard, *, allowed_hosts: list[str] | None = None) -> Star
 
 class _Forbidden(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class _Tx:
+    """A transaction a form asks for: the bound contract function, what it does in words, and what to
+    say (and where to go) once it is mined: ``finish(result, back) -> (message, page)``."""
+
+    fn: Any
+    what: str
+    finish: Callable[[Any, str], tuple[str, str]]
+
+
+def _says(message: str) -> Callable[[Any, str], tuple[str, str]]:
+    return lambda result, back: (message, back)
+
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
 def _same_site(request: Request) -> bool:

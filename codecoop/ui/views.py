@@ -39,11 +39,11 @@ def _micro(value: int) -> float:
 
 # ---------------------------------------------------------------------- overview
 def overview(db: Any) -> dict[str, Any]:
+    """The overview: what only an event can change is kept between events (``db.fact``); the
+    current round's phase, blocks left, the epoch and who is online are computed per block."""
     d, ledger = db.deployment, db.ledger
-    charter = db.fact(("charter",), d.models.charter)
-    params = db.fact(("params",), d.rounds.params)
-    epoch_cap, member_cap = db.fact(("caps",), d.token.caps)
-    r = db.fact(("current_round",), d.rounds.current_round)
+    kept = db.fact(("overview",), lambda: _overview_kept(db))
+    r = kept["current_round"]
     current = None
     if r:
         info = d.rounds.round(r)
@@ -57,6 +57,32 @@ def overview(db: Any) -> dict[str, Any]:
             "revealed": info.revealed_count,
             "base": info.base_cid,
         }
+    epoch_now = ledger.clock.epoch_of(ledger.head)
+    online = [a for a in kept["active"] if ledger.head - kept["last_seen"].get(a, -(10**9)) <= ONLINE_BLOCKS]
+    return {
+        "charter": kept["charter"],
+        "current": current,
+        "versions": kept["versions"],
+        "loss_chart": kept["loss_chart"],
+        "issuance_chart": kept["issuance_chart"],
+        "epoch": epoch_now,
+        "granted_this_epoch": kept["granted"].get(epoch_now, 0.0),
+        "epoch_cap": kept["charter"]["epoch_cap"],
+        "members_active": len(kept["active"]),
+        "members_online": online,
+        "online_blocks": ONLINE_BLOCKS,
+        "supply": to_tokens(ledger.total_supply),
+        "symbol": ledger.token_symbol,
+        "recent": list(db.recent)[:15],
+    }
+
+
+def _overview_kept(db: Any) -> dict[str, Any]:
+    """The overview's parts that change only with an event: charter, parameters, versions, issuance."""
+    d, ledger = db.deployment, db.ledger
+    charter = d.models.charter()
+    params = d.rounds.params()
+    epoch_cap, member_cap = d.token.caps()
     versions, curve, cumulative = [], [], 0.0
     for rec in sorted(ledger.rounds.values(), key=lambda x: x.round):
         if rec.completed_cid and rec.accepted_mask:
@@ -69,17 +95,14 @@ def overview(db: Any) -> dict[str, Any]:
         row = issuance.setdefault(res.epoch, {"granted": 0.0, "cap": to_tokens(res.epoch_cap)})
         row["granted"] += to_tokens(res.granted)
         row["cap"] = to_tokens(res.epoch_cap)
-    epoch_now = ledger.clock.epoch_of(ledger.head)
-    active = [m for m in ledger.members.values() if m.status.name == "ACTIVE"]
-    last_seen = _last_seen(ledger)
-    online = [m.address for m in active if ledger.head - last_seen.get(m.address, -(10**9)) <= ONLINE_BLOCKS]
+    epochs = sorted(issuance)
     return {
         "charter": {
             "base_model_id": charter.base_model_id,
             "weights_hash": charter.base_weights_hash,
             "cid": charter.cid,
             "task": _charter_task(db, charter.cid),
-            "strategy": db.fact(("strategy",), d.rounds.aggregation_strategy),
+            "strategy": d.rounds.aggregation_strategy(),
             "windows": [params.submit_window, params.commit_window, params.reveal_window, params.confirm_window],
             "quorum_pct": params.quorum_bps / 100,
             "confirmations": params.confirmations,
@@ -89,23 +112,17 @@ def overview(db: Any) -> dict[str, Any]:
             "submit_reward": to_tokens(params.submit_reward),
             "voter_reward": to_tokens(params.voter_reward),
         },
-        "current": current,
+        "current_round": d.rounds.current_round(),
         "versions": versions[::-1],
         "loss_chart": {"points": curve},
         "issuance_chart": {
-            "epochs": sorted(issuance),
-            "granted": [round(issuance[e]["granted"], 6) for e in sorted(issuance)],
-            "cap": [issuance[e]["cap"] for e in sorted(issuance)],
+            "epochs": epochs,
+            "granted": [round(issuance[e]["granted"], 6) for e in epochs],
+            "cap": [issuance[e]["cap"] for e in epochs],
         },
-        "epoch": epoch_now,
-        "granted_this_epoch": issuance.get(epoch_now, {}).get("granted", 0.0),
-        "epoch_cap": to_tokens(epoch_cap),
-        "members_active": len(active),
-        "members_online": online,
-        "online_blocks": ONLINE_BLOCKS,
-        "supply": to_tokens(ledger.total_supply),
-        "symbol": ledger.token_symbol,
-        "recent": list(db.recent)[:15],
+        "granted": {e: issuance[e]["granted"] for e in epochs},
+        "active": [m.address for m in ledger.members.values() if m.status.name == "ACTIVE"],
+        "last_seen": _last_seen(ledger),
     }
 
 

@@ -209,3 +209,91 @@ def test_the_demo_federation_loads_and_every_page_renders(browser):
             page.close()
             server.stop()
             db.stop()
+
+
+class InjectedWallet:
+    """What a browser wallet (EIP-1193 ``window.ethereum``) does for a page: it holds one account's key,
+    connects when asked, and signs and sends the transactions the page requests. Injected into the page
+    the way an extension injects its provider; the page cannot tell it from MetaMask's."""
+
+    SCRIPT = (
+        "window.ethereum = { isCodecoopTestWallet: true, on: () => {},"
+        " request: ({ method, params }) => window.__wallet(method, params || []) };"
+    )
+
+    def __init__(self, chain, account):
+        self.chain, self.account = chain, account
+        self.connected = False
+        self.sent: list[str] = []
+
+    def install(self, page) -> None:
+        page.expose_function("__wallet", self)
+        page.add_init_script(self.SCRIPT)
+
+    def __call__(self, method, params):
+        me = self.account.address
+        if method == "eth_accounts":
+            return [me] if self.connected else []
+        if method == "eth_requestAccounts":
+            self.connected = True
+            return [me]
+        if method == "eth_chainId":
+            return hex(self.chain.chain_id)
+        if method == "eth_sendTransaction":
+            (tx,) = params
+            assert tx["from"].lower() == me.lower(), "the page asked to send from another account"
+            w3 = self.chain.w3
+            signed = self.account.sign_transaction(
+                {
+                    "to": tx["to"],
+                    "data": tx["data"],
+                    "value": int(tx.get("value", "0x0"), 16),
+                    "chainId": self.chain.chain_id,
+                    "nonce": w3.eth.get_transaction_count(me, "pending"),
+                    "gas": 3_000_000,
+                    "gasPrice": w3.eth.gas_price,
+                }  # fmt: skip
+            )
+            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction).hex()
+            tx_hash = tx_hash if tx_hash.startswith("0x") else "0x" + tx_hash
+            self.sent.append(tx_hash)
+            return tx_hash
+        raise ValueError(f"this wallet does not implement {method}")
+
+
+def test_a_browser_wallet_votes_through_eip_1193_and_a_vote_that_would_revert_never_reaches_it(browser, recorded, chain_state):
+    from codecoop.governance import set_parameter
+
+    fed, d = recorded.fed, recorded.fed.deployment
+    change = set_parameter(d, [("confirmations", "2")], "Two confirmations (voted from a browser wallet)")
+    pid = d.governor.propose(fed.members[0], list(change.calls), change.description)
+    fed.chain.mine(d.params.voting_delay + 1)
+    voter = fed.members[3]
+    db, server = _serve(recorded)  # read-only: no keystore on the server
+    page = Watched(browser)
+    wallet = InjectedWallet(fed.chain, voter)
+    wallet.install(page.page)
+    try:
+        page.open(server.url + f"/proposals/{pid}")
+        assert page.page.locator("#vote-form button").is_disabled(), "nothing can sign before the wallet connects"
+        page.page.click("#wallet-connect")
+        page.page.wait_for_selector(f"#wallet-account:has-text('{voter.address}')", timeout=WAIT_MS)
+        page.page.check("#vote-form input[value=for]")
+        page.page.fill("#vote-form textarea[name=reason]", "from my wallet")
+        page.page.click("#vote-form button")
+        page.page.wait_for_selector(".banner.ok:has-text('signed by the browser wallet')", timeout=WAIT_MS)
+        assert len(wallet.sent) == 1 and wallet.sent[0] in page.page.locator(".banner.ok").inner_text()
+        assert d.governor.votes(pid)[1] > 0 and voter.address in db.ledger.proposals[pid].votes
+        assert "from my wallet" in page.page.locator("#voters").inner_text()
+        # the wallet stays connected across pages (eth_accounts); a second vote fails its dry run on the
+        # server, so the wallet is never asked to sign it, and the page says why
+        page.page.check("#vote-form input[value=against]")
+        page.page.click("#vote-form button")
+        page.page.wait_for_selector("#wallet-status.error", timeout=WAIT_MS)
+        assert "AlreadyCastVote" in page.page.locator("#wallet-status").inner_text()
+        assert len(wallet.sent) == 1
+        assert page.problems == [], page.problems
+    finally:
+        page.close()
+        server.stop()
+        db.stop()

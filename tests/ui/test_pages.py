@@ -176,3 +176,38 @@ def test_a_parameter_change_shows_on_the_next_request_though_chain_reads_are_kep
         fed.pass_proposal(list(change.calls), change.description)
         after = c.get("/").text
     assert "80.0% of the members who revealed" not in before and "80.0% of the members who revealed" in after
+
+
+def test_a_wallet_request_is_dry_run_as_the_wallet_and_a_different_transaction_is_not_recorded(recorded):
+    from codecoop.governance import set_parameter
+
+    fed, d = recorded.fed, recorded.fed.deployment
+    snapshot = fed.chain.snapshot()
+    try:
+        change = set_parameter(d, [("confirmations", "2")], "Two confirmations")
+        pid = d.governor.propose(fed.members[0], list(change.calls), change.description)
+        fed.chain.mine(d.params.voting_delay + 1)
+        db = Dashboard(d, store=recorded.store)  # read-only: only a wallet can sign
+        db.catch_up()
+        with TestClient(create_app(db), base_url="http://127.0.0.1") as c:
+            form = {"csrf": db.csrf, "support": "for", "reason": "ok", "wallet": fed.members[2].address}
+            assert c.post(f"/proposals/{pid}/vote", data={**form, "csrf": "wrong"}).status_code == 403
+            bad = c.post(f"/proposals/{pid}/vote", data={**form, "wallet": "0x1234"}).json()
+            assert not bad["ok"] and "not an account address" in bad["error"]
+            prepared = c.post(f"/proposals/{pid}/vote", data=form).json()
+            assert prepared["ok"], prepared
+            tx = prepared["tx"]
+            assert tx["to"] == d.addresses["CoopGovernor"] and int(tx["chainId"], 16) == fed.chain.chain_id
+            assert tx["data"] == "0x" + d.governor.vote_fn(pid, 1, "ok")._encode_transaction_data()[2:]
+            # queueing a proposal still being voted on reverts: the dry run says so, before any wallet prompt
+            refused = c.post(f"/proposals/{pid}/queue", data={"csrf": db.csrf, "wallet": fed.members[2].address}).json()
+            assert not refused["ok"] and "GovernorUnexpectedProposalState" in refused["error"], refused
+            # the wallet sends something else than what was prepared: nothing is reported as done
+            other = d.token.delegate(fed.members[2]).tx_hash
+            other = other if other.startswith("0x") else "0x" + other
+            answer = c.post("/wallet/sent", data={"csrf": db.csrf, "token": prepared["token"], "hash": other}).json()
+            assert not answer["ok"] and "different transaction" in answer["error"]
+            again = c.post("/wallet/sent", data={"csrf": db.csrf, "token": prepared["token"], "hash": other}).json()
+            assert not again["ok"] and "unknown or used request" in again["error"]  # one use per prepared request
+    finally:
+        fed.chain.revert_to(snapshot)

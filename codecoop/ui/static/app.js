@@ -157,9 +157,101 @@ async function followAudit() {
   }
 }
 
+
+// Browser wallet (EIP-1193, window.ethereum): where the server holds no signer, forms that send a
+// transaction (form.tx) are prepared by the server (checked by a dry run as the wallet's account),
+// signed and sent by the wallet, and their receipt is read back by the server. Nothing secret passes
+// through the page; every message is set as text, never as HTML.
+const wallet = { account: null };
+
+function say(ok, text) {
+  const banner = document.getElementById("wallet-status");
+  if (!banner) return;
+  banner.textContent = text;
+  banner.classList.remove("hidden", "ok", "error");
+  banner.classList.add(ok ? "ok" : "error");
+}
+
+function walletUse(account) {
+  wallet.account = account || null;
+  const label = document.getElementById("wallet-account");
+  const button = document.getElementById("wallet-connect");
+  const badge = document.getElementById("read-only");
+  if (label) label.textContent = account ? "wallet " + account : "";
+  if (button) button.classList.toggle("hidden", Boolean(account));
+  if (badge) badge.classList.toggle("hidden", Boolean(account));
+  const note = document.getElementById("read-only-note");
+  if (note) note.classList.toggle("hidden", Boolean(account));
+  document.querySelectorAll("form.tx button").forEach((b) => { b.disabled = !account; });
+}
+
+async function walletConnect() {
+  try {
+    const accounts = await window.ethereum.request({ method: "eth_requestAccounts" });
+    walletUse(accounts && accounts[0]);
+  } catch (e) {
+    say(false, "The wallet did not connect: " + (e && e.message ? e.message : String(e)));
+  }
+}
+
+async function walletSubmit(form) {
+  const body = new FormData(form);
+  body.set("wallet", wallet.account);
+  say(true, "Preparing the transaction…");
+  const response = await fetch(form.action, { method: "POST", body, headers: { Accept: "application/json" } });
+  const prepared = await response.json().catch(() => ({ ok: false, error: "the server answered " + response.status }));
+  if (!prepared.ok) { say(false, prepared.error); return; }
+  const tx = prepared.tx;
+  const current = await window.ethereum.request({ method: "eth_chainId" });
+  if (BigInt(current) !== BigInt(tx.chainId)) {
+    try {
+      await window.ethereum.request({ method: "wallet_switchEthereumChain", params: [{ chainId: tx.chainId }] });
+    } catch (e) {
+      say(false, "Switch the wallet to chain id " + BigInt(tx.chainId).toString() + " (this federation's chain) and try again.");
+      return;
+    }
+  }
+  let hash;
+  try {
+    say(true, "Confirm in the wallet: " + prepared.what + "…");
+    hash = await window.ethereum.request({ method: "eth_sendTransaction", params: [{ from: tx.from, to: tx.to, data: tx.data, value: tx.value }] });
+  } catch (e) {
+    say(false, "The wallet did not send the transaction: " + (e && e.message ? e.message : String(e)));
+    return;
+  }
+  say(true, "Sent " + hash + "; waiting for it to be mined…");
+  const sent = new FormData();
+  sent.set("csrf", body.get("csrf"));
+  sent.set("token", prepared.token);
+  sent.set("hash", hash);
+  const receipt = await fetch("/wallet/sent", { method: "POST", body: sent, headers: { Accept: "application/json" } });
+  const done = await receipt.json().catch(() => ({ ok: false, error: "the server answered " + receipt.status }));
+  if (!done.ok) { say(false, done.error); return; }
+  window.location.assign(done.redirect);
+}
+
+async function walletInit() {
+  const button = document.getElementById("wallet-connect");
+  if (!button || !window.ethereum || document.body.dataset.signer === "server") return;
+  button.classList.remove("hidden");
+  button.addEventListener("click", walletConnect);
+  document.addEventListener("submit", (e) => {
+    const form = e.target.closest("form.tx");
+    if (!form || !wallet.account) return;
+    e.preventDefault();
+    walletSubmit(form).catch((err) => say(false, "The transaction failed: " + (err && err.message ? err.message : String(err))));
+  });
+  if (typeof window.ethereum.on === "function") window.ethereum.on("accountsChanged", (accounts) => walletUse(accounts && accounts[0]));
+  try {
+    const accounts = await window.ethereum.request({ method: "eth_accounts" });  // connected before: no prompt
+    if (accounts && accounts.length) walletUse(accounts[0]);
+  } catch (e) { /* a wallet that refuses eth_accounts is connected with the button */ }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   init(document);
   live();
   followAudit();
+  walletInit();
 });
 window.addEventListener("load", () => document.querySelectorAll("canvas[data-chart]").forEach(drawChart));
