@@ -128,3 +128,41 @@ def peak_rss(interval: float = 0.002) -> Iterator[Peak]:
         thread.join()
         top = max(top, proc.memory_info().rss)
         peak.bytes = max(0, top - start)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Rows as a Markdown table (numbers right-aligned), for a block rendered into docs."""
+    text = [[_cell(v) for v in row] for row in rows]
+    align = ["---:" if all(_numeric(r[i]) for r in text) and text else "---" for i in range(len(headers))]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in text]
+    return "\n".join(lines)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text.replace(",", ""))
+    except ValueError:
+        return False
+    return True
+
+
+def render_into(doc: Path, name: str, block: str) -> bool:
+    """Replace the block between ``<!-- results/NAME.json -->`` and ``<!-- end results/NAME.json -->``
+    in ``doc`` with ``block``; True when the file changed. Docs tables come from results files only."""
+    start, end = f"<!-- results/{name}.json -->", f"<!-- end results/{name}.json -->"
+    text = doc.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{doc} has no {start} ... {end} block to render into")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    new = f"{head}{start}\n{block}\n{end}{tail}"
+    if new != text:
+        doc.write_text(new)
+    return new != text
+
+
+def rendered_block(doc: Path, name: str) -> str:
+    """The block currently between the markers of results ``name`` in ``doc``."""
+    text = doc.read_text()
+    return text.split(f"<!-- results/{name}.json -->", 1)[1].split(f"<!-- end results/{name}.json -->", 1)[0].strip("\n")

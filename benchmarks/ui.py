@@ -24,6 +24,7 @@ Usage: ``python benchmarks/ui.py [--quick]``
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -33,7 +34,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, print_table, print_targets, target, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS_DIR,
+    machine,
+    markdown_table,
+    print_table,
+    print_targets,
+    render_into,
+    target,
+    write_results,
+)
 
 from codecoop.audit.synthetic import SyntheticFederation  # noqa: E402
 from codecoop.chain.devtools import DevFederation  # noqa: E402
@@ -117,13 +127,71 @@ def measure(deployment: Any, store: Any, last_round: int, repeats: int) -> dict[
     }
 
 
+DOC = Path(__file__).resolve().parents[1] / "docs" / "UI.md"
+
+
+def docs_block(data: dict[str, Any]) -> str:
+    """The Markdown that docs/UI.md shows of a results file (rendered, never typed: ``--render``)."""
+    results = data["results"]
+    largest = results[-1]
+    run = "quick run" if data.get("quick") else "full run"
+    sizes = ", ".join(f"{r['rounds']:,}" for r in results)
+    lines = [
+        f"From `benchmarks/results/ui.json`: {run} at {sizes} rounds x {largest['members']} members, commit "
+        f"`{(data.get('commit') or 'unknown')[:10]}`{' (with uncommitted changes)' if data.get('dirty') else ''}, "
+        f"{data['machine']['cpus']} CPUs.",
+        "",
+        markdown_table(
+            ["rounds", "blocks", "events", "first load (s)", "server RSS (MiB)", "worst p95 (ms)", "worst page"],
+            [
+                [
+                    r["rounds"],
+                    r["blocks_at_first_load"],
+                    r["events_at_first_load"],
+                    round(r["first_load_s"], 2),
+                    round(r["rss_mib_after_requests"]),
+                    round(max(p["p95_ms"] for p in r["pages"]), 1),
+                    f"`{max(r['pages'], key=lambda p: p['p95_ms'])['page']}`",
+                ]
+                for r in results
+            ],
+        ),  # fmt: skip
+        "",
+        f"Per page at {largest['rounds']:,} rounds ({largest['repeats']} repeated requests after one cold one; a new "
+        "block before every other one):",
+        "",
+        markdown_table(
+            ["page", "cold (ms)", "p50 (ms)", "p95 (ms)", "median after a new block (ms)", "median cached (ms)"],
+            [
+                [
+                    f"`{p['page']}`",
+                    round(p["cold_ms"], 1),
+                    round(p["p50_ms"], 1),
+                    round(p["p95_ms"], 1),
+                    round(p["median_after_new_block_ms"], 1),
+                    round(p["median_cached_ms"], 1),
+                ]
+                for p in largest["pages"]
+            ],
+        ),  # fmt: skip
+        "",
+        *[f"- {'met' if t['met'] else 'missed'}: {t['name']}: {t['value']:.1f} {t['op']} {t['target']:g}" for t in data["targets"]],
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_ROUNDS} rounds only, 10 repeated requests per page")
     parser.add_argument(
         "--rounds", type=int, nargs="+", metavar="N", help="history sizes to measure (default 100 1000; building takes about 3 s a round)"
     )
+    parser.add_argument("--render", action="store_true", help="only render benchmarks/results/ui.json into docs/UI.md")
     args = parser.parse_args()
+    if args.render:
+        changed = render_into(DOC, "ui", docs_block(json.loads((RESULTS_DIR / "ui.json").read_text())))
+        print(f"{DOC} {'updated' if changed else 'already up to date'}")
+        return
     sizes = sorted(args.rounds or ([QUICK_ROUNDS] if args.quick else [100, 1_000]))
     repeats = 10 if args.quick else 50
     wall = time.perf_counter()

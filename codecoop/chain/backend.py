@@ -17,6 +17,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from eth_utils import to_checksum_address as _checksum
 from web3 import Web3
 from web3.exceptions import BadFunctionCallOutput, ContractLogicError, TimeExhausted
@@ -202,13 +203,15 @@ class Chain(ABC):
         tx = self._guard(
             lambda: fn.build_transaction({"from": sender, "value": 0, "gas": EMBEDDED_GAS, "nonce": 0, "chainId": self.chain_id})
         )
-        self._guard(lambda: self.w3.eth.call({**_call_fields(tx), "gas": EMBEDDED_GAS}, block_identifier="pending"))
+        call: Any = {**_call_fields(tx), "gas": EMBEDDED_GAS}
+        self._guard(lambda: self.w3.eth.call(call, block_identifier="pending"))
         data = tx["data"] if isinstance(tx["data"], str) else "0x" + bytes(tx["data"]).hex()
         return {"from": sender, "to": to_checksum_address(tx["to"]), "data": data, "value": "0x0", "chainId": hex(self.chain_id)}
 
-    def wait_for(self, tx_hash: str) -> TxResult:
+    def wait_for(self, tx_hash_hex: str) -> TxResult:
         """The receipt of a transaction someone else signed and sent (a browser wallet); a revert raises
         its typed exception (replayed on the block it failed in), like :meth:`transact`."""
+        tx_hash = HexStr(tx_hash_hex)
         try:
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout)
         except TimeExhausted:

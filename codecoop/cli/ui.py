@@ -44,7 +44,9 @@ def ui(
 
     Actions sign with the keystore (--keystore, or the node configuration's): with a password
     source given, it is unlocked at start; otherwise the page asks for the password once per server
-    session. Without a keystore the dashboard is read-only.
+    session, and never sends it back to the browser. Without a keystore, a visitor can connect a
+    browser wallet (EIP-1193, window.ethereum) and sign there; without either the dashboard is
+    read-only, and its pages say so.
 
     Examples:
 
