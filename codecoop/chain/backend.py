@@ -205,19 +205,34 @@ class Chain(ABC):
         )
         call: Any = {**_call_fields(tx), "gas": EMBEDDED_GAS}
         self._guard(lambda: self.w3.eth.call(call, block_identifier="pending"))
-        data = tx["data"] if isinstance(tx["data"], str) else "0x" + bytes(tx["data"]).hex()
-        return {"from": sender, "to": to_checksum_address(tx["to"]), "data": data, "value": "0x0", "chainId": hex(self.chain_id)}
+        return {
+            "from": sender,
+            "to": to_checksum_address(tx["to"]),
+            "data": hex_data(tx["data"]),
+            "value": "0x0",
+            "chainId": hex(self.chain_id),
+        }
 
-    def wait_for(self, tx_hash_hex: str) -> TxResult:
+    def wait_for(self, tx_hash_hex: str, *, expect: dict[str, Any] | None = None) -> TxResult:
         """The receipt of a transaction someone else signed and sent (a browser wallet); a revert raises
-        its typed exception (replayed on the block it failed in), like :meth:`transact`."""
+        its typed exception (replayed on the block it failed in), like :meth:`transact`.
+
+        ``expect``: the request :meth:`request_for` prepared; a transaction to another address or
+        with other call data raises :class:`~codecoop.errors.ChainError` before its receipt is read.
+        """
         tx_hash = HexStr(tx_hash_hex)
+        sent = self._guard(lambda: self.w3.eth.get_transaction(tx_hash))
+        if expect is not None and (
+            (sent["to"] or "").lower() != expect["to"].lower() or hex_data(sent["input"]).lower() != expect["data"].lower()
+        ):
+            raise ChainError(
+                f"the wallet sent a different transaction ({tx_hash}: another address or call data) from the one prepared; nothing was recorded"
+            )
         try:
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout)
         except TimeExhausted:
             raise ChainError(f"no receipt for {tx_hash} after {self.timeout:.0f} s from {self.url}; is the chain mining?") from None
         if receipt["status"] != 1:
-            sent = self._guard(lambda: self.w3.eth.get_transaction(tx_hash))
             self._replay_failure(
                 {"from": sent["from"], "to": sent["to"], "data": sent["input"], "value": sent["value"], "gas": sent["gas"]}, receipt
             )
@@ -260,6 +275,11 @@ class Chain(ABC):
             if data is not None:
                 raise self.decoder.decode(data, fallback=str(exc)) from None
             raise
+
+
+def hex_data(data: str | bytes) -> str:
+    """Call data as ``0x``-prefixed hex, whether web3 gave it as text or bytes."""
+    return data if isinstance(data, str) else "0x" + bytes(data).hex()
 
 
 def _call_fields(tx: dict[str, Any]) -> dict[str, Any]:

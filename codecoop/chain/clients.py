@@ -317,7 +317,7 @@ class ContractClient:
         return self.chain.transact(self.function(fn, *args), account, gas=gas)
 
     def _call(self, fn: str, *args: Any) -> Any:
-        return self.chain.call(self.contract.functions[fn](*args))
+        return self.chain.call(self.function(fn, *args))
 
     def _read(self, fn: str, *args: Any) -> dict[str, Any]:
         """A view's result keyed by ABI name: a lone struct by its fields, several return values by their names."""

@@ -280,20 +280,14 @@ def create_app(db: Dashboard, *, allowed_hosts: list[str] | None = None) -> Star
         pending = wallet_requests.pop(form.get("token", ""), None)
         tx_hash = form.get("hash", "")
         if pending is None:
-            return JSONResponse(
-                {"ok": False, "error": "unknown or used request: reload the page and try again"}, status_code=400, headers=_HEADERS
-            )
+            return JSONResponse({"ok": False, "error": "unknown or used request: reload the page and try again"}, headers=_HEADERS)
         if not _TX_HASH.fullmatch(tx_hash):
             return JSONResponse({"ok": False, "error": f"{tx_hash!r} is not a transaction hash"}, headers=_HEADERS)
         req, tx, back = pending
         chain = db.deployment.chain
 
         def settle() -> tuple[str, str]:
-            sent = chain.w3.eth.get_transaction(tx_hash)
-            data = sent["input"] if isinstance(sent["input"], str) else "0x" + bytes(sent["input"]).hex()
-            if (sent["to"] or "").lower() != req["to"].lower() or data.lower() != req["data"].lower():
-                raise ConfigError("the wallet sent a different transaction from the one this page prepared; nothing was recorded")
-            return tx.finish(chain.wait_for(tx_hash), back)
+            return tx.finish(chain.wait_for(tx_hash, expect=req), back)
 
         try:
             message, to = await asyncio.to_thread(settle)

@@ -190,6 +190,10 @@ class Dashboard:
             self._thread.join(10)
 
     # ------------------------------------------------------------------ page data, cached per head block
+    def _stamp(self, per_block: bool) -> tuple[int, int | None]:
+        """What a kept value was built from: the events folded, and the head when it is per block."""
+        return (self.ledger.events, self.head if per_block else None)
+
     def cached(self, key: tuple, build: Callable[[], Any], *, per_block: bool = True) -> Any:
         """``build()``'s result for ``key`` at the chain's head: rebuilt once per new block, or with
         ``per_block=False`` (a page that shows no block-dependent state: rounds, members, models) once
@@ -201,7 +205,7 @@ class Dashboard:
         with contextlib.suppress(CodecoopError):  # unreachable: serve what was folded (the page says so)
             if self.deployment.chain.block_number != self.head:
                 self.catch_up()
-        stamp = (self.ledger.events, self.head if per_block else None)
+        stamp = self._stamp(per_block)
         with self._cache_lock:
             hit = self._cache.get(key)
         if hit is not None and hit[0] == stamp:
@@ -219,7 +223,7 @@ class Dashboard:
         read again only after the follower folded a new event; ``per_block``: also on a new block (a
         proposal's state). Once ``settled(value)`` holds it is never read again (a settled proposal's
         state, a past snapshot's quorum). A chain read costs milliseconds; most blocks carry no event."""
-        stamp = (self.ledger.events, self.head if per_block else None)
+        stamp = self._stamp(per_block)
         hit = self._facts.get(key)
         if hit is not None and (hit[0] is None or hit[0] == stamp):
             return hit[1]

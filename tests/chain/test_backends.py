@@ -34,3 +34,28 @@ def test_a_url_that_is_no_json_rpc_url_is_refused_with_what_to_write():
 
 def test_the_json_rpc_backend_is_not_embedded():
     assert issubclass(RpcChain, Chain) and not RpcChain.embedded
+
+
+def test_a_prepared_wallet_request_is_settled_and_another_transaction_is_refused_by_wait_for(fed):
+    chain, token, member = fed.chain, fed.deployment.token, fed.members[1]
+    req = chain.request_for(token.function("delegate", fed.members[2].address), member.address)
+    assert req["from"] == member.address and req["data"].startswith("0x") and int(req["chainId"], 16) == chain.chain_id
+
+    def sign_and_send(request: dict) -> str:  # what a browser wallet does with eth_sendTransaction
+        tx = {
+            "to": request["to"],
+            "data": request["data"],
+            "value": 0,
+            "gas": 200_000,
+            "gasPrice": chain.w3.eth.gas_price,
+            "nonce": chain.w3.eth.get_transaction_count(member.address),
+            "chainId": chain.chain_id,
+        }
+        return "0x" + chain.w3.eth.send_raw_transaction(member.sign_transaction(tx).raw_transaction).hex().removeprefix("0x")
+
+    sent = sign_and_send(req)
+    assert chain.wait_for(sent, expect=req).block == chain.block_number
+    assert token.delegates(member.address) == fed.members[2].address
+    other = sign_and_send(chain.request_for(token.function("delegate", member.address), member.address))
+    with pytest.raises(ChainError, match="different transaction"):
+        chain.wait_for(other, expect=req)
