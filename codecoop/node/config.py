@@ -115,6 +115,8 @@ class NodeConfig:
             max_update_norm=float(e["max_update_norm"]),
             min_update_change=float(e["min_update_change"]),
             copy_distance=float(e["copy_distance"]),
+            min_relative_change=float(e["min_relative_change"]),
+            copy_similarity=float(e["copy_similarity"]),
             min_agreement=float(e["min_agreement"]),
             open_rounds=n["open_rounds"],
             finalize=n["finalize"],

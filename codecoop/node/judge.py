@@ -85,6 +85,7 @@ class HeldOutJudge:
         screened = screen_round(
             updates, lambda u: load(u).tensors, info.base_cid,
             current.tensors, min_change=s.min_update_change, copy_distance=s.copy_distance,
+            min_relative_change=s.min_relative_change, copy_similarity=s.copy_similarity,
             reference=m.address, min_agreement=s.min_agreement,
         )  # fmt: skip
         # LoRA layers are attached once, on the first update that reaches evaluation, and every

@@ -74,10 +74,12 @@ class NodeSettings:
         blocks (``codecoop.node.evaluation``); ``0`` scores every block.
     max_update_norm:
         Sanity bound on the L2 distance of an update from the round's base adapter.
-    min_update_change, copy_distance, min_agreement:
+    min_update_change, min_relative_change, copy_distance, copy_similarity, min_agreement:
         Screening (``codecoop.node.screening``): refuse an update that is the round's base or moves
-        less than ``min_update_change`` of the base's L2 norm (a free ride), whose change is
-        within ``copy_distance`` (relative L2) of an earlier-registered update's (a copy), or, when
+        less than ``min_update_change`` of the base's L2 norm or less than ``min_relative_change``
+        of the median change of the round's updates (a free ride), whose change is within
+        ``copy_distance`` (relative L2) of an earlier-registered update's or has cosine similarity
+        at least ``copy_similarity`` with it (a copy, scaled or with noise added), or, when
         this node submitted an update of its own, whose change has cosine similarity below
         ``min_agreement`` with its own (noise, a reversed update).
     max_object_bytes:
@@ -104,6 +106,8 @@ class NodeSettings:
     max_update_norm: float = setting_field("evaluation.max_update_norm")
     min_update_change: float = setting_field("evaluation.min_update_change")
     copy_distance: float = setting_field("evaluation.copy_distance")
+    min_relative_change: float = setting_field("evaluation.min_relative_change")
+    copy_similarity: float = setting_field("evaluation.copy_similarity")
     min_agreement: float = setting_field("evaluation.min_agreement")
     max_object_bytes: int = 512 * 1024 * 1024
     open_rounds: bool = setting_field("node.open_rounds")

@@ -7,12 +7,18 @@ is as good as the original and would be approved with it. Both are refused here,
 tensors alone, before any forward pass:
 
 * **free rider**: the update's CID is the round's base, or its L2 distance from the base is below
-  ``min_change`` times the base's L2 norm;
+  ``min_change`` times the base's L2 norm, or below ``min_relative_change`` times the median
+  change of the round's updates (the cohort: an attacker who knows the absolute floor and moves
+  just past it still moves a few thousandths of what members who trained move; honest changes
+  measured on ``tiny`` are at least 0.85 of their round's median, and the median stays an honest
+  member's while attackers are fewer than half);
 * **copy**: the update's CID equals an earlier-registered update's of the same round, or its
-  change from the base is within ``copy_distance`` (relative) of an earlier one's change:
-  ``||d - d_earlier|| <= copy_distance * ||d_earlier||``. "Earlier" is by update id, which is
-  the chain's registration order, so the original keeps its place and only the later copy is
-  refused; every honest member reaches the same verdict;
+  change from the base is within ``copy_distance`` (relative) of an earlier one's change
+  (``||d - d_earlier|| <= copy_distance * ||d_earlier||``), or points the same way as an
+  earlier one's (cosine similarity at least ``copy_similarity``: a scaled copy, or a copy with
+  noise added to get past the distance; honest pairs measured on ``tiny``: at most 0.38).
+  "Earlier" is by update id, which is the chain's registration order, so the original keeps its
+  place and only the later copy is refused; every honest member reaches the same verdict;
 * **unrelated**: with a reference (the screening member's own update of the round), an update
   whose change of either LoRA factor (all ``lora_A`` tensors together, all ``lora_B`` together)
   has cosine similarity below ``min_agreement`` with the reference's change of that factor. LoRA
@@ -32,6 +38,7 @@ on the order tensors were loaded in.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,12 +48,15 @@ from codecoop.settings import setting
 
 __all__ = [
     "DEFAULT_MIN_CHANGE",
+    "DEFAULT_MIN_RELATIVE_CHANGE",
     "DEFAULT_COPY_DISTANCE",
+    "DEFAULT_COPY_SIMILARITY",
     "ScreeningError",
     "FreeRide",
     "CopiedUpdate",
     "UnrelatedUpdate",
     "DEFAULT_MIN_AGREEMENT",
+    "SCREENING_OFF",
     "Candidate",
     "screen_updates",
     "screen_round",
@@ -54,10 +64,24 @@ __all__ = [
 
 #: Smallest change from the base, relative to the base's L2 norm, that counts as work.
 DEFAULT_MIN_CHANGE: float = setting("evaluation.min_update_change").default
+#: Smallest change, relative to the median change of the round's updates, that counts as work.
+DEFAULT_MIN_RELATIVE_CHANGE: float = setting("evaluation.min_relative_change").default
 #: Largest relative distance between two updates' changes at which the later one is a copy.
 DEFAULT_COPY_DISTANCE: float = setting("evaluation.copy_distance").default
+#: Smallest cosine similarity between two updates' changes at which the later one is a copy.
+DEFAULT_COPY_SIMILARITY: float = setting("evaluation.copy_similarity").default
 #: Smallest cosine similarity between an update's change and the reference update's change.
 DEFAULT_MIN_AGREEMENT: float = setting("evaluation.min_agreement").default
+#: The ``evaluation.*`` settings (and :class:`~codecoop.node.node.NodeSettings` fields) under which
+#: screening lets every update through but identical ones: for tests that need an update accepted
+#: whatever a few training steps make of its direction.
+SCREENING_OFF: dict[str, float] = {
+    "min_update_change": 0.0,
+    "min_relative_change": 0.0,
+    "copy_distance": 0.0,
+    "copy_similarity": 1.0,
+    "min_agreement": -1.0,
+}
 
 
 class ScreeningError(CodecoopError):
@@ -145,6 +169,8 @@ def screen_updates(
     *,
     min_change: float = DEFAULT_MIN_CHANGE,
     copy_distance: float = DEFAULT_COPY_DISTANCE,
+    min_relative_change: float = DEFAULT_MIN_RELATIVE_CHANGE,
+    copy_similarity: float = DEFAULT_COPY_SIMILARITY,
     reference: int | None = None,
     min_agreement: float = DEFAULT_MIN_AGREEMENT,
 ) -> dict[int, ScreeningError]:
@@ -162,6 +188,13 @@ def screen_updates(
     copy_distance:
         Relative distance to an earlier update's change at or below which an update is a copy
         (``0``: only identical CIDs or tensors).
+    min_relative_change:
+        Floor on an update's change relative to the median change of the round's loadable updates
+        that pass ``min_change`` (``0`` turns it off; it needs at least three such updates, so
+        that the median is not the update's own half).
+    copy_similarity:
+        Cosine similarity with an earlier update's change at or above which an update is a copy
+        (``1`` turns the check off).
     reference:
         The update id of the screening member's own update (``None``: it has none this round,
         and nothing is checked for direction).
@@ -185,6 +218,9 @@ def screen_updates(
     ref = changes.get(reference) if reference is not None else None
     if ref is not None and reference is not None and not norms[reference] > floor:
         ref = None  # an own update that did no work is no reference
+    working = sorted(n for n in norms.values() if n > floor)  # NaN (not loadable) compares false
+    median = statistics.median(working) if len(working) >= 3 else math.nan
+    cohort_floor = min_relative_change * median if min_relative_change > 0 and math.isfinite(median) else 0.0
     earlier: list[Candidate] = []
     for c in ordered:
         change, norm = changes[c.update_id], norms[c.update_id]
@@ -195,8 +231,13 @@ def screen_updates(
                 f"update #{c.update_id} differs from the round's base by {norm:.3g} (L2), below the floor "
                 f"{floor:.3g} ({min_change:g} of the base's norm): no work was done"
             )
+        elif change is not None and norm < cohort_floor:
+            refused[c.update_id] = FreeRide(
+                f"update #{c.update_id} differs from the round's base by {norm:.3g} (L2), below {min_relative_change:g} of "
+                f"the median change of the round's updates ({median:.3g}): too little work to be training"
+            )
         else:
-            copied = _copy_of(c, change, earlier, changes, norms, floor, copy_distance)
+            copied = _copy_of(c, change, earlier, changes, norms, floor, copy_distance, copy_similarity)
             if copied is not None:
                 refused[c.update_id] = copied
             elif ref is not None and change is not None and c.update_id != reference:
@@ -220,6 +261,7 @@ def _copy_of(
     norms: Mapping[int, float],
     floor: float,
     copy_distance: float,
+    copy_similarity: float,
 ) -> CopiedUpdate | None:
     for e in earlier:
         if e.cid == c.cid:
@@ -236,6 +278,14 @@ def _copy_of(
                 f"the limit is {copy_distance:g}) of update #{e.update_id}, registered before it: a copy",
                 original=e.update_id,
             )
+        if copy_similarity < 1 and norms[c.update_id] > 0:
+            cosine = sum(float(x.dot(y)) for x, y in zip(change, other)) / (norms[c.update_id] * norms[e.update_id])
+            if cosine >= copy_similarity:
+                return CopiedUpdate(
+                    f"update #{c.update_id}'s change has cosine similarity {cosine:.3f} with update #{e.update_id}'s, "
+                    f"registered before it (at least {copy_similarity:g}: a scaled copy, or a copy with noise added)",
+                    original=e.update_id,
+                )
     return None
 
 
@@ -250,7 +300,8 @@ def screen_round(
 ) -> dict[int, ScreeningError]:
     """:func:`screen_updates` over a round's registered updates (``UpdateInfo``), loading each with ``load``.
 
-    ``thresholds`` are :func:`screen_updates`' ``min_change``, ``copy_distance`` and ``min_agreement``.
+    ``thresholds`` are :func:`screen_updates`' ``min_change``, ``copy_distance``, ``min_relative_change``,
+    ``copy_similarity`` and ``min_agreement``.
 
     ``reference`` is the screening member's address: its own update, if it has one this round,
     is the reference for direction. An update that ``load`` cannot read (it raises a

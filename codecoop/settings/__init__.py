@@ -258,6 +258,22 @@ SECTIONS: tuple[Section, ...] = (
             _num(allow_zero=True),
         ),
         _s(
+            "min_relative_change",
+            float,
+            0.25,
+            "Screening: refuse a free ride whose change is below this fraction of the median change of the round's "
+            "updates (honest changes measured on tiny: at least 0.85 of the median); 0 turns the check off.",
+            _num(allow_zero=True),
+        ),
+        _s(
+            "copy_similarity",
+            float,
+            0.9,
+            "Screening: refuse a copy whose change has a cosine similarity of at least this with an earlier-registered "
+            "update's (a scaled or noisy copy; honest pairs measured on tiny: at most 0.38); 1 turns the check off.",
+            checks.cosine,
+        ),
+        _s(
             "min_agreement",
             float,
             0.05,

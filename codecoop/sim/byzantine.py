@@ -23,6 +23,29 @@ Attacks (``ATTACKS``):
 ``plagiarist``, ``plagiarist-exact``
     Does not train: waits for another member's update of the round, then submits it with a
     slight perturbation (L2 norm 2% of that update's change from the base), or the very same CID.
+``free-rider-adaptive``
+    Does not train, and knows screening's defaults: submits the mean direction of the round's
+    updates already registered (every member's store serves them), scaled to 1.5 times the larger
+    free-ride floor (``min_update_change`` of the base, ``min_relative_change`` of their median
+    change) and with noise just enough to keep its cosine with each of them under
+    ``copy_similarity``.
+``plagiarist-adaptive``
+    Does not train: copies the first registered update of the round and adds noise just past the
+    copy checks (relative L2 distance 1.5 times ``copy_distance``, cosine 0.95 times
+    ``copy_similarity``), which keeps it pointing the victim's way for the direction check.
+``alie``
+    "A Little Is Enough" (Baruch et al., NeurIPS 2019): from the benign cohort (its own honest
+    update and the round's updates of members outside the cabal registered so far) the
+    per-coordinate mean and standard deviation, and submits ``mean - z * std`` with the paper's
+    ``z`` for N members and the cabal's size, at least 1 (the formula gives 0 at N=4).
+``ipm``
+    Inner-product manipulation (Xie et al., UAI 2020): submits ``-epsilon * mean`` of the cohort
+    (``epsilon`` = 0.5), whose inner product with the true update is negative.
+``min-max``, ``min-sum``
+    Shejwalkar and Houmansadr (NDSS 2021): ``mean + gamma * p`` with ``p`` the inverse unit
+    standard deviation, ``gamma`` the largest (bisection) with the update's largest distance to a
+    cohort update at most the largest distance between two of them (min-max), or its sum of squared
+    distances at most the largest such sum of a cohort update (min-sum).
 ``collude``
     Submits a sign-flipped update; all colluders approve each other's updates with the largest
     ``lossDelta`` and reject every honest update.
@@ -72,6 +95,14 @@ FREE_RIDER_SCALE = 1e-4
 PLAGIARIST_SCALE = 0.02
 #: The ``lossDelta`` colluders report for each other (the contract clamps it to ``rewardBound``).
 COLLUDER_DELTA = 10**12
+#: How far past a screening floor an adaptive attacker aims (so that rounding in another member's sums cannot tip it).
+EVASION_MARGIN = 1.5
+#: How far under a screening ceiling on cosine similarity an adaptive attacker aims.
+EVASION_COSINE = 0.95
+#: ``epsilon`` of the inner-product manipulation attack.
+IPM_EPSILON = 0.5
+#: Smallest ``z`` of "A Little Is Enough" (the paper's formula gives 0 for N=4 with one attacker).
+ALIE_MIN_Z = 1.0
 
 
 @dataclass(frozen=True)
@@ -149,10 +180,12 @@ class AttackTrainer:
 
     attack = "honest"
 
-    def __init__(self, member: Member, *, seed: int):
+    def __init__(self, member: Member, *, seed: int, cabal: Cabal | None = None):
         self.member = member
         self.seed = seed
         self.honest = LoraTrainer(member)
+        self.cabal = cabal if cabal is not None else Cabal()
+        self.cabal.members.add(member.address)
 
     def craft(self, info: Any) -> tuple[str, int] | None:
         """Store the attacker's update of round ``info`` and return ``(cid, nSamples)``; ``None``: not yet."""
@@ -278,6 +311,202 @@ class PlagiaristExact(Plagiarist):
     exact = True
 
 
+def _flat(tensors: Mapping[str, Any], names: Sequence[str]) -> Any:
+    """``tensors`` as one float64 vector, in ``names`` order."""
+    import torch
+
+    return torch.cat([tensors[n].double().reshape(-1) for n in names])
+
+
+def _unflat(vector: Any, like: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """The inverse of :func:`_flat`: float32 tensors shaped like ``like``'s."""
+    out, at = {}, 0
+    for n in names:
+        size = like[n].numel()
+        out[n] = vector[at : at + size].reshape(like[n].shape).float()
+        at += size
+    return out
+
+
+def _cosine(x: Any, y: Any) -> float:
+    return float(x.dot(y) / (x.norm() * y.norm()).clamp_min(1e-30))
+
+
+def alie_z(members: int, attackers: int) -> float:
+    """``z`` of "A Little Is Enough" (Baruch et al., 2019): ``s = floor(N/2 + 1) - f`` members must
+    be won over, ``z = Phi^-1((N - s) / N)``; at least :data:`ALIE_MIN_Z`."""
+    from statistics import NormalDist
+
+    s = members // 2 + 1 - attackers
+    p = (members - s) / members if members > 0 else 0.0
+    return max(NormalDist().inv_cdf(p) if 0 < p < 1 else 0.0, ALIE_MIN_Z)
+
+
+def largest_gamma(mean: Any, direction: Any, cohort: Sequence[Any], objective: str) -> float:
+    """The largest ``gamma`` (bisection, bounded) with ``mean + gamma * direction`` inside the cohort's
+    spread: its largest distance to a cohort update at most the largest distance between two of them
+    (``"min-max"``), or its sum of squared distances at most the largest such sum of a cohort update
+    (``"min-sum"``); Shejwalkar and Houmansadr, NDSS 2021, Algorithm 1."""
+
+    def dist(a: Any, b: Any) -> float:
+        return float((a - b).norm())
+
+    if objective == "min-max":
+        bound = max(dist(a, b) for i, a in enumerate(cohort) for b in cohort[i + 1 :])
+
+        def value(g: float) -> float:
+            return max(dist(mean + g * direction, r) for r in cohort)
+    else:
+        bound = max(sum(dist(a, b) ** 2 for b in cohort) for a in cohort)
+
+        def value(g: float) -> float:
+            return sum(dist(mean + g * direction, r) ** 2 for r in cohort)
+
+    lo, hi = 0.0, max(float(mean.norm()), 1e-12)
+    for _ in range(64):  # grow the bracket until it leaves the spread (distances grow linearly in gamma)
+        if value(hi) > bound:
+            break
+        lo, hi = hi, 2 * hi
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if value(mid) <= bound else (lo, mid)
+    return lo
+
+
+class CohortAttack(AttackTrainer):
+    """An attack crafted from the benign cohort of the round: the updates of members outside the cabal
+    registered so far (every member's store serves them once registered) and, when ``uses_own``,
+    the attacker's own honest update (trained once per round). ``None`` (wait) until the cohort has
+    ``min_cohort`` updates."""
+
+    uses_own = True
+    min_cohort = 2
+
+    def __init__(self, member: Member, *, seed: int, cabal: Cabal | None = None):
+        super().__init__(member, seed=seed, cabal=cabal)
+        self._own: dict[int, Any] = {}
+
+    def craft(self, info: Any) -> tuple[str, int] | None:
+        from codecoop.errors import CodecoopError
+        from codecoop.training import Adapter
+
+        m = self.member
+        base = m.global_adapter(info.base_cid).tensors
+        names = sorted(base)
+        flat_base = _flat(base, names)
+        cohort, like = [], None
+        if self.uses_own:
+            if info.round not in self._own:
+                self._own[info.round] = self._trained(info)
+            like = self._own[info.round]
+            cohort.append(_flat(like.tensors, names) - flat_base)
+        for u in m.deployment.rounds.updates(info.round):
+            if u.submitter == m.address or u.submitter in self.cabal.members:
+                continue
+            try:
+                adapter = Adapter.from_bytes(m.fetch(u.cid, u.submitter), m.base)
+            except CodecoopError:
+                continue  # unreachable or unreadable: not part of what the attacker knows
+            if set(adapter.tensors) != set(names):
+                continue
+            cohort.append(_flat(adapter.tensors, names) - flat_base)
+            like = like or adapter
+        if len(cohort) < self.min_cohort or like is None:
+            return None
+        change = self.change(info, cohort, flat_base)
+        return self._store(like, {n: base[n] + d for n, d in _unflat(change, base, names).items()})
+
+    def change(self, info: Any, cohort: Sequence[Any], base: Any) -> Any:
+        """The change from the base the attack submits (a float64 vector in name order)."""
+        raise NotImplementedError
+
+    def _stats(self, cohort: Sequence[Any]) -> tuple[Any, Any]:
+        import torch
+
+        stacked = torch.stack(list(cohort))
+        return stacked.mean(0), stacked.std(0, unbiased=False)
+
+    def _past_copy_checks(self, info: Any, change: Any, cohort: Sequence[Any]) -> Any:
+        """``change`` plus seeded noise orthogonal to it, just enough that no cohort update's copy
+        checks catch it: cosine at most :data:`EVASION_COSINE` of ``copy_similarity``, relative
+        distance at least :data:`EVASION_MARGIN` times ``copy_distance``."""
+        import torch
+
+        s = self.member.settings
+        norm = float(change.norm())
+        need = 0.0
+        for ref in cohort:
+            cosine = _cosine(change, ref)
+            target = EVASION_COSINE * s.copy_similarity
+            if s.copy_similarity < 1 and cosine > target:
+                need = max(need, math.sqrt((cosine / target) ** 2 - 1))
+            gap = (EVASION_MARGIN * s.copy_distance * float(ref.norm())) ** 2 - float((change - ref).norm()) ** 2
+            if gap > 0:
+                need = max(need, math.sqrt(gap) / max(norm, 1e-30))
+        if need == 0:
+            return change
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + info.round)
+        noise = torch.randn(change.shape, generator=gen, dtype=torch.float64)
+        noise -= change * (noise.dot(change) / change.dot(change).clamp_min(1e-30))  # orthogonal to the change
+        return change + noise * (need * norm / float(noise.norm().clamp_min(1e-30)))
+
+
+class FreeRiderAdaptive(CohortAttack):
+    attack = "free-rider-adaptive"
+    uses_own = False
+    min_cohort = 1
+
+    def change(self, info: Any, cohort: Sequence[Any], base: Any) -> Any:
+        import statistics
+
+        import torch
+
+        s = self.member.settings
+        mean = torch.stack(list(cohort)).mean(0)
+        median = statistics.median(float(c.norm()) for c in cohort)
+        size = EVASION_MARGIN * max(s.min_update_change * float(base.norm()), s.min_relative_change * median)
+        return self._past_copy_checks(info, mean * (size / float(mean.norm().clamp_min(1e-30))), cohort)
+
+
+class PlagiaristAdaptive(CohortAttack):
+    attack = "plagiarist-adaptive"
+    uses_own = False
+    min_cohort = 1
+
+    def change(self, info: Any, cohort: Sequence[Any], base: Any) -> Any:
+        return self._past_copy_checks(info, cohort[0], cohort[:1])
+
+
+class Alie(CohortAttack):
+    attack = "alie"
+
+    def change(self, info: Any, cohort: Sequence[Any], base: Any) -> Any:
+        mean, std = self._stats(cohort)
+        z = alie_z(self.member.deployment.members.active_count(), len(self.cabal.members))
+        return mean - z * std
+
+
+class InnerProductManipulation(CohortAttack):
+    attack = "ipm"
+
+    def change(self, info: Any, cohort: Sequence[Any], base: Any) -> Any:
+        mean, _ = self._stats(cohort)
+        return -IPM_EPSILON * mean
+
+
+class MinMax(CohortAttack):
+    attack = "min-max"
+
+    def change(self, info: Any, cohort: Sequence[Any], base: Any) -> Any:
+        mean, std = self._stats(cohort)
+        direction = -std / std.norm().clamp_min(1e-30)
+        return mean + largest_gamma(mean, direction, cohort, self.attack) * direction
+
+
+class MinSum(MinMax):
+    attack = "min-sum"
+
+
 class ColludingJudge:
     """Approves every colluder's update with the largest ``lossDelta`` and rejects every honest one."""
 
@@ -319,7 +548,7 @@ class Attack:
     def parts(self, cabal: Cabal, seed: int) -> Parts:
         """The node parts of one attacker (the honest ones where the attack changes nothing)."""
         honest = Parts()
-        trainer = functools.partial(self.trainer, seed=seed) if self.trainer else honest.trainer
+        trainer = functools.partial(self.trainer, seed=seed, cabal=cabal) if self.trainer else honest.trainer
         judges: dict[str | None, Callable[[Member], Any]] = {
             None: honest.judge,
             "collude": functools.partial(ColludingJudge, cabal=cabal),
@@ -330,7 +559,24 @@ class Attack:
 
 
 _ATTACKS: dict[str, Attack] = {
-    **{c.attack: Attack(c) for c in (SignFlip, Scale100, Noise, FreeRider, FreeRiderExact, Plagiarist, PlagiaristExact)},
+    **{
+        c.attack: Attack(c)
+        for c in (
+            SignFlip,
+            Scale100,
+            Noise,
+            FreeRider,
+            FreeRiderExact,
+            Plagiarist,
+            PlagiaristExact,
+            FreeRiderAdaptive,
+            PlagiaristAdaptive,
+            Alie,
+            InnerProductManipulation,
+            MinMax,
+            MinSum,
+        )
+    },  # fmt: skip
     "collude": Attack(SignFlip, judge="collude"),
     "liar": Attack(judge="lie", poisons=False),
 }

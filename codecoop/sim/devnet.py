@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from codecoop.errors import CodecoopError, ToolchainError
+from codecoop.node.screening import SCREENING_OFF
 from codecoop.paths import repo_root
 from codecoop.storage.local import process_alive
 
@@ -44,9 +45,7 @@ PASSWORD = "codecoop-devnet-password"
 ACCEPT_EVERY_UPDATE: tuple[str, ...] = (
     "node.min_improvement=-1000000000",
     "evaluation.approve_min_delta=-1000000000",
-    "evaluation.min_agreement=-1.0",
-    "evaluation.copy_distance=0.0",
-    "evaluation.min_update_change=0.0",
+    *(f"evaluation.{name}={value}" for name, value in SCREENING_OFF.items()),
 )
 
 

@@ -63,6 +63,9 @@ class SimConfig:
     dp_clip_norm: float | None = setting_field("training.dp_clip_norm")  # codecoop.training.dp
     dp_noise_multiplier: float = setting_field("training.dp_noise_multiplier")
     transport: str = setting_field("sim.transport")
+    #: ``False``: screening lets every update through (``codecoop.node.screening.SCREENING_OFF``), for
+    #: runs that must reach aggregation whatever a few training steps make of an update's direction
+    screening: bool = True
 
     def __post_init__(self) -> None:
         if self.orgs < 2:
@@ -143,6 +146,7 @@ class Simulation:
         from codecoop.aggregation.spec import parse_strategy
         from codecoop.chain import FederationParams, connect, deploy
         from codecoop.node import InProcessNetwork, Journal, NodeSettings
+        from codecoop.node.screening import SCREENING_OFF
         from codecoop.node.transport import FetchCounters
         from codecoop.sim.byzantine import assign_attacks, node_factories, parse_byzantine
         from codecoop.sim.data import default_sources, organisation_files
@@ -198,6 +202,7 @@ class Simulation:
             eval_max_blocks=cfg.eval_blocks,
             min_improvement_micro=cfg.min_improvement_micro,
             approve_min_delta_micro=cfg.approve_min_delta_micro,
+            **({} if cfg.screening else SCREENING_OFF),
         )
         for i, corpus in enumerate(corpora):
             name = f"org-{i}"

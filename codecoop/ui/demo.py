@@ -38,14 +38,28 @@ class _NodeView:
 class DemoFederation:
     """The demo's simulation, its dashboard, and the thread that drives both."""
 
-    def __init__(self, *, rounds: int = 3, orgs: int = 3, steps: int = 8, block_s: float = 2.0, log: Callable[[str], None] = print):
+    def __init__(
+        self,
+        *,
+        rounds: int = 3,
+        orgs: int = 3,
+        steps: int = 8,
+        block_s: float = 2.0,
+        log: Callable[[str], None] = print,
+        accept_every_update: bool = False,
+    ):
+        """``accept_every_update``: every member submits and approves whatever its training gives, and
+        screening lets every update through (so that a release always exists, e.g. for a test)."""
         from codecoop.sim import Hooks, SimConfig, Simulation
 
         self.rounds, self.block_s, self.log = rounds, block_s, log
         self._tmp = tempfile.TemporaryDirectory(prefix="codecoop-ui-demo-")
+        forced: dict[str, Any] = (
+            dict(min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), screening=False) if accept_every_update else {}
+        )
         config = SimConfig(
             orgs=orgs, rounds=rounds, steps=steps, model="tiny", baselines=False, max_files_per_org=20, eval_blocks=4,
-            workdir=self._tmp.name,
+            workdir=self._tmp.name, **forced,
         )  # fmt: skip
         self.sim = Simulation(config, Hooks(log=log))
         self.dashboard: Dashboard | None = None

@@ -8,6 +8,7 @@ import pytest
 
 from codecoop.chain import Phase
 from codecoop.node import Journal, Node
+from codecoop.node.screening import SCREENING_OFF
 from codecoop.sim import Hooks, SimConfig, Simulation
 
 pytestmark = pytest.mark.slow
@@ -69,7 +70,7 @@ def test_a_node_killed_after_every_step_finishes_the_round_with_one_submission_a
     # ... and screening lets every update through (a 3-step update can point away from another's), so that
     # some update is accepted and the round has a confirm window to be killed in
     for o in sim.orgs:
-        o.node = _restart(o.node, min_agreement=-1.0, copy_distance=0.0, min_update_change=0.0)
+        o.node = _restart(o.node, **SCREENING_OFF)
     victim = sim.orgs[1]
     r = sim.open_round()
     kills = 0

@@ -64,11 +64,31 @@ def test_the_earlier_registration_is_the_original_even_if_it_is_the_perturbed_on
     assert set(refused) == {1}
 
 
-def test_a_copy_perturbed_beyond_the_distance_is_not_called_a_copy():
+def test_a_copy_perturbed_beyond_the_distance_is_still_a_copy_by_its_direction():
     original = update(1)
-    cands = [Candidate(0, "cid-o", original), Candidate(1, "cid-p", perturbed(original, 0.3))]
-    assert screen_updates(cands, None, BASE, copy_distance=0.1) == {}
-    assert set(screen_updates(cands, None, BASE, copy_distance=0.5)) == {1}
+    cands = [Candidate(0, "cid-o", original), Candidate(1, "cid-p", perturbed(original, 0.3))]  # cosine 1/sqrt(1.09) = 0.958
+    assert screen_updates(cands, None, BASE, copy_distance=0.1, copy_similarity=1.0) == {}  # the distance alone lets it by
+    assert set(screen_updates(cands, None, BASE, copy_distance=0.5, copy_similarity=1.0)) == {1}
+    refused = screen_updates(cands, None, BASE, copy_distance=0.1)  # the default copy_similarity (0.9) does not
+    assert set(refused) == {1} and "cosine similarity 0.958" in str(refused[1]) and refused[1].original == 0
+    # noise past the similarity too (cosine 1/sqrt(1.36) = 0.857) is no copy for screening to see
+    assert screen_updates([cands[0], Candidate(1, "cid-p", perturbed(original, 0.6))], None, BASE) == {}
+
+
+def test_a_scaled_copy_is_a_copy_however_far_it_is_from_the_original():
+    original = update(1)
+    half = {n: BASE[n] + 0.5 * (original[n] - BASE[n]) for n in NAMES}  # distance 0.5 of the original's change
+    refused = screen_updates([Candidate(0, "o", original), Candidate(1, "h", half), Candidate(2, "x", update(2))], None, BASE)
+    assert set(refused) == {1} and isinstance(refused[1], CopiedUpdate)
+
+
+def test_a_change_far_below_the_rounds_median_is_a_free_ride_even_above_the_absolute_floor():
+    workers = [Candidate(i, f"w{i}", update(10 + i)) for i in range(3)]  # changes of about 0.5 of the base's norm
+    rider = Candidate(3, "rider", update(20, size=1.5e-3))  # 1.5 x the absolute floor (1e-3 of the base's norm)
+    refused = screen_updates([*workers, rider], None, BASE)
+    assert set(refused) == {3} and isinstance(refused[3], FreeRide) and "median change" in str(refused[3])
+    assert screen_updates([*workers, rider], None, BASE, min_relative_change=0) == {}  # off
+    assert screen_updates([workers[0], rider], None, BASE) == {}  # two updates: no cohort to measure against
 
 
 def test_resubmitting_the_base_cid_is_a_free_ride():

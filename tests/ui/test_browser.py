@@ -189,7 +189,7 @@ def test_the_live_view_shows_a_new_round_without_a_reload(browser, recorded, cha
 def test_the_demo_federation_loads_and_every_page_renders(browser):
     from codecoop.ui.demo import DemoFederation
 
-    with DemoFederation(rounds=2, orgs=3, steps=2, block_s=0.5, log=lambda m: None) as demo:
+    with DemoFederation(rounds=2, orgs=3, steps=2, block_s=0.5, log=lambda m: None, accept_every_update=True) as demo:
         db = demo.start().start()
         server = BackgroundServer(create_app(db)).start()
         page = Watched(browser)
