@@ -23,7 +23,7 @@ PACKAGE = ROOT / "codecoop"
 LIBRARY_ONLY = {
     "TrainConfig": {"epochs", "grad_accum", "weight_decay", "warmup_steps", "max_grad_norm", "progress", "dp_seed"},
     "NodeSettings": {"train", "max_object_bytes"},
-    "SimConfig": set(),
+    "SimConfig": {"screening"},  # a switch for tests and the demo, not a user setting
 }
 #: Command-line parameters that are not settings: connection options (their own definitions) and init's own.
 NOT_SETTINGS = {"init": {"folder", "config_name", "chain", "deployment", "password_env", "password_file", "force"}, "sim": set()}
