@@ -41,6 +41,8 @@ TARGETS = {
     "confirmAggregate": 90_000,
     "claim": 130_000,
 }
+#: Gas to deploy the six contracts and wire them (checked by tests/chain/test_gas_targets.py too).
+DEPLOY_TARGET = 15_000_000
 
 
 def run_sizes(sizes: list[int], rounds: int) -> dict[int, dict[str, int]]:
@@ -72,11 +74,11 @@ def main() -> int:
         rows.append([op, f"{max(first.gas[op]):,}", f"{value:,}", f"{floor:,}", f"{value / floor:.2f}", f"<= {goal:,}"])
         label = "revealVotes (3 votes)" if op == "revealVotes" else "finalize (4 updates)" if op == "finalize" else op
         targets.append(target(f"{label} gas", value, goal, "<="))
-    targets.append(target("deploy whole suite gas", deploy_gas, 15_000_000, "<="))
+    targets.append(target("deploy whole suite gas", deploy_gas, DEPLOY_TARGET, "<="))
     print("gas per operation, 4 members")
     print_table(
         ["operation", "first round", "steady round", "floor", "ratio", "target"],
-        rows + [["deploy (6 contracts + wiring)", f"{deploy_gas:,}", "", "", "", "<= 15,000,000"]],
+        rows + [["deploy (6 contracts + wiring)", f"{deploy_gas:,}", "", "", "", f"<= {DEPLOY_TARGET:,}"]],
     )
 
     sizes = [4, 16, 50]

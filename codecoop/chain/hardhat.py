@@ -22,6 +22,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_block(count: int, *, tries: int = 50) -> int:
+    """The first of ``count`` consecutive ports on 127.0.0.1 that are free now (for a devnet's
+    per-organisation ports ``base + i``); a bounded search from ports the system hands out."""
+    for _ in range(tries):
+        base = free_port()
+        if base + count > 65_535:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise OSError(f"no {count} consecutive free ports on 127.0.0.1 after {tries} tries")
+
+
 class HardhatNode:
     """``npx hardhat node`` on 127.0.0.1, as a context manager; its log goes to ``log_path``."""
 

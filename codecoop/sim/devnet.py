@@ -544,7 +544,7 @@ def run_devnet(cfg: DevnetConfig, log: Callable[[str], None] = print) -> DevnetR
         for _ in range(cfg.rounds):
             r = net.open_round()
             log(f"round {r}: waiting for the nodes to train, vote, aggregate and confirm")
-            info = net.wait_round(r)
+            info = net.wait_round(r, expect=cfg.orgs)  # a window ends as soon as every organisation acted in it
             if info.phase is not Phase.COMPLETED:
                 raise CodecoopError(f"round {r} failed; see the node logs in {net.work}")
             cids.append(info.global_cid or "")

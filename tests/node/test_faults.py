@@ -106,19 +106,22 @@ def _journal(net, i: int) -> Journal:
     return Journal(net.journal_path(i), deployment=net.deployment.addresses["RoundManager"])
 
 
-def _config(tmp_path: Path, port_offset: int, **kw):
+def _config(tmp_path: Path, **kw):
+    from codecoop.chain.hardhat import free_port, free_port_block
     from codecoop.sim.devnet import DevnetConfig
 
+    orgs = kw.get("orgs", 4)
     defaults = dict(
         orgs=4,
         rounds=1,
         steps=4,
         workdir=str(tmp_path),
-        chain_port=8600 + port_offset,
-        ipfs_port=5200 + port_offset,
+        # ports free on this machine now, not fixed numbers another process may hold
+        chain_port=free_port(),
+        ipfs_port=free_port_block(orgs),
+        p2p_port=free_port_block(orgs),
         # generous windows (a killed node restarts within them, on a loaded machine too); wait_round(expect=...)
         # ends each early once every member expected has acted in it
-        p2p_port=4400 + 10 * port_offset,
         submit_window=400,
         commit_window=300,
         reveal_window=300,
@@ -146,7 +149,7 @@ KILLS = {1: ["train-step", "committed"], 2: ["trained", "aggregated"], 3: ["subm
 def test_nodes_killed_mid_train_publish_vote_and_confirm_finish_the_round_with_one_action_each(tmp_path):
     from codecoop.sim.devnet import Devnet
 
-    cfg = _config(tmp_path, 0, confirmations=4)  # every member must confirm: the killed ones too
+    cfg = _config(tmp_path, confirmations=4)  # every member must confirm: the killed ones too
     died: dict[int, list[str]] = {i: [] for i in KILLS}
     with Devnet(cfg, log=print) as net:
         for i in range(cfg.orgs):
@@ -365,7 +368,7 @@ def test_a_reset_chain_stops_the_nodes_with_a_clear_error_and_the_stale_deployme
     from codecoop.chain import connect, deploy
     from codecoop.sim.devnet import Devnet
 
-    cfg = _config(tmp_path, 2, orgs=2)
+    cfg = _config(tmp_path, orgs=2)
     with Devnet(cfg, log=print) as net:
         for i in range(cfg.orgs):
             net.start_node(i, overrides=EVERYONE_SUBMITS)  # the wait below needs both submissions, whatever training gives

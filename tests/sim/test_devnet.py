@@ -12,13 +12,25 @@ from codecoop.sim.devnet import ACCEPT_EVERY_UPDATE, DevnetConfig, run_devnet
 from codecoop.storage import LocalStore
 from tests.node.test_faults import _actions
 
+
+def _free_ports(orgs: int) -> dict[str, int]:
+    """Ports free on this machine now for a devnet of ``orgs`` organisations (not fixed numbers another process may hold)."""
+    from codecoop.chain.hardhat import free_port, free_port_block
+
+    return {"chain_port": free_port(), "ipfs_port": free_port_block(orgs), "p2p_port": free_port_block(orgs)}
+
+
 pytestmark = [pytest.mark.slow, pytest.mark.daemon]
 
 
 @pytest.mark.skipif(shutil.which("npx") is None, reason="needs Node.js for the hardhat node")
 def test_three_node_processes_with_separate_stores_fetch_every_peer_update_over_libp2p(tmp_path):
     rounds = 2
-    result = run_devnet(DevnetConfig(orgs=3, rounds=rounds, steps=4, workdir=str(tmp_path), node_overrides=ACCEPT_EVERY_UPDATE), log=print)
+    cfg = DevnetConfig(
+        orgs=3, rounds=rounds, steps=4, workdir=str(tmp_path), node_overrides=ACCEPT_EVERY_UPDATE, **_free_ports(3),
+        submit_window=200, commit_window=120, reveal_window=120, confirm_window=150, timeout_s=1500.0,
+    )  # fmt: skip
+    result = run_devnet(cfg, log=print)
     assert result.rounds_completed == rounds and all(c.startswith("bafk") for c in result.global_cids)
     from codecoop.sim.netns import unavailable
 
@@ -71,7 +83,7 @@ def test_an_organisation_cut_off_for_a_round_misses_it_then_catches_up_with_no_d
     if (why := unavailable()) is not None:
         pytest.skip(f"needs network namespaces: {why}")
     cfg = DevnetConfig(
-        orgs=3, steps=4, workdir=str(tmp_path), namespaces="on", node_overrides=ACCEPT_EVERY_UPDATE, chain_port=8561, p2p_port=4521,
+        orgs=3, steps=4, workdir=str(tmp_path), namespaces="on", node_overrides=ACCEPT_EVERY_UPDATE, **_free_ports(3),
         submit_window=200, commit_window=120, reveal_window=120, confirm_window=150, timeout_s=1500.0,
     )  # fmt: skip
     with Devnet(cfg, log=print) as net:
@@ -114,7 +126,7 @@ def test_a_submitter_killed_after_registering_and_a_member_admitted_at_round_2_d
     from codecoop.sim.devnet import Devnet
 
     cfg = DevnetConfig(
-        orgs=4, steps=4, workdir=str(tmp_path), node_overrides=ACCEPT_EVERY_UPDATE, chain_port=8571, p2p_port=4541,
+        orgs=4, steps=4, workdir=str(tmp_path), node_overrides=ACCEPT_EVERY_UPDATE, **_free_ports(4),
         submit_window=200, commit_window=120, reveal_window=120, confirm_window=150, timeout_s=1500.0,
     )  # fmt: skip
     with Devnet(cfg, log=print) as net:

@@ -3,7 +3,6 @@ cannot drift from the run that produced it (re-render with ``python benchmarks/N
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,20 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RENDERED = [(ROOT / "docs" / "UI.md", "ui")]
 
 
-def _benchmark(name: str):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / "benchmarks" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
-
-
 @pytest.mark.parametrize("doc, name", RENDERED, ids=[n for _, n in RENDERED])
-def test_the_table_in_the_doc_is_the_rendering_of_the_committed_results(doc, name):
-    module = _benchmark(name)
+def test_the_table_in_the_doc_is_the_rendering_of_the_committed_results(doc, name, load_benchmark):
+    module = load_benchmark(name)
     rendered_block = sys.modules["_common"].rendered_block  # loaded with the benchmark
     data = json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())
     assert data.get("commit"), "a results file records the commit it came from"
