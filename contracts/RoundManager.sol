@@ -8,13 +8,19 @@ import {IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
 import {CidCodec} from "./libraries/CidCodec.sol";
 
 /// @title RoundManager
-/// @notice The federated-learning rounds of a codecoop federation: update registration, batched
-/// commit-reveal voting, finalisation, aggregate confirmation and reward claims.
+/// @notice The federated-learning rounds of a codecoop federation: commit-reveal update
+/// registration, batched commit-reveal voting, finalisation, aggregate confirmation and reward claims.
 /// @dev A round runs through block windows fixed when it opens:
-/// submit (`submitUpdate`), commit (`commitVotes`), reveal (`revealVotes`), then anyone may
+/// submit (`commitUpdate`: a hash of the update), disclose (`submitUpdate`: the update's CID, which
+/// must match the hash), commit (`commitVotes`), reveal (`revealVotes`), then anyone may
 /// `finalize`; accepted updates are aggregated off-chain and the round completes when `k` active
 /// members `confirmAggregate` the same CID before the confirm window ends (otherwise it fails and
 /// the base stays).
+///
+/// Front-running: no CID is on the chain, in a pending transaction or (for an honest node) in any
+/// store before the submit window closes, so no member can copy another's update into its own
+/// commitment; update ids are the commitment order, which copy screening uses. An update that is
+/// committed but not disclosed in the disclose window cannot be voted on and is never accepted.
 ///
 /// Acceptance: an update is accepted when its approvals exceed its rejections and reach
 /// `quorumBps` of the members who revealed (its submitter not counted).
@@ -46,6 +52,7 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
     enum Phase {
         None,
         Submit,
+        Disclose,
         Commit,
         Reveal,
         Finalizable,
@@ -56,6 +63,7 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
 
     struct Params {
         uint32 submitWindow;
+        uint32 discloseWindow;
         uint32 commitWindow;
         uint32 revealWindow;
         uint32 confirmWindow;
@@ -67,11 +75,14 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
         uint128 voterReward;
     }
 
+    /// @dev Window ends are block numbers in 48 bits (2^48 blocks outlast any chain), so that all
+    /// five share one slot.
     struct Round {
-        uint64 submitEnd;
-        uint64 commitEnd;
-        uint64 revealEnd;
-        uint64 confirmEnd;
+        uint48 submitEnd;
+        uint48 discloseEnd;
+        uint48 commitEnd;
+        uint48 revealEnd;
+        uint48 confirmEnd;
         uint112 acceptedMask;
         uint8 updateCount;
         uint16 revealedCount;
@@ -92,6 +103,7 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
         bytes32 globalDigest;
     }
 
+    /// @dev All zero until the update is disclosed (its id exists from its commitment).
     struct Update {
         address submitter;
         uint16 approvals;
@@ -124,12 +136,16 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
 
     mapping(uint256 round => Round) private _rounds;
     mapping(uint256 round => mapping(uint256 id => Update)) private _updates;
+    /// @dev The update's commitment until it is disclosed, then its CID's digest.
     mapping(uint256 round => mapping(uint256 id => bytes32)) private _updateDigests;
     mapping(uint256 round => mapping(address member => Participation)) private _participation;
     mapping(uint256 round => mapping(address member => bytes32)) private _commitments;
     mapping(uint256 round => mapping(bytes32 cidHash => uint256)) private _confirmCounts;
 
-    event RoundOpened(uint256 indexed round, bytes baseCid, uint256 submitEnd, uint256 commitEnd, uint256 revealEnd);
+    event RoundOpened(
+        uint256 indexed round, bytes baseCid, uint256 submitEnd, uint256 discloseEnd, uint256 commitEnd, uint256 revealEnd
+    );
+    event UpdateCommitted(uint256 indexed round, uint256 indexed updateId, address indexed submitter, bytes32 commitment);
     event UpdateSubmitted(
         uint256 indexed round, uint256 indexed updateId, address indexed submitter, bytes cid, uint256 nSamples, bytes metaCid
     );
@@ -144,7 +160,7 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
     event AggregateConfirmed(uint256 indexed round, address indexed member, bytes cid, uint256 count);
     event RoundCompleted(uint256 indexed round, bytes globalCid);
     event RoundFailed(uint256 indexed round);
-    event WindowsSet(uint32 submitWindow, uint32 commitWindow, uint32 revealWindow, uint32 confirmWindow);
+    event WindowsSet(uint32 submitWindow, uint32 discloseWindow, uint32 commitWindow, uint32 revealWindow, uint32 confirmWindow);
     event QuorumSet(uint16 quorumBps);
     event ConfirmationsSet(uint16 confirmations);
     event MaxUpdatesSet(uint16 maxUpdates);
@@ -166,6 +182,7 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
     error RevealMismatch(uint256 round, address member);
     error LengthMismatch(uint256 ids, uint256 approvals, uint256 deltas);
     error UnknownUpdate(uint256 round, uint256 updateId);
+    error NotDisclosed(uint256 round, uint256 updateId);
     error SelfVote(uint256 round, uint256 updateId);
     error DuplicateVote(uint256 round, uint256 updateId);
     error NotEligible(uint256 round, address member);
@@ -185,7 +202,9 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
     ) Ownable(admin) {
         token = token_;
         members = members_;
-        _setWindows(params_.submitWindow, params_.commitWindow, params_.revealWindow, params_.confirmWindow);
+        _setWindows(
+            params_.submitWindow, params_.discloseWindow, params_.commitWindow, params_.revealWindow, params_.confirmWindow
+        );
         _setQuorum(params_.quorumBps);
         _setConfirmations(params_.confirmations);
         _setMaxUpdates(params_.maxUpdates);
@@ -223,10 +242,12 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
         Round storage base = _rounds[_baseRound];
         (uint8 baseCodec, bytes32 baseDigest) = (base.globalCodec, base.globalDigest);
         Round storage r = _rounds[round];
-        uint64 submitEnd = uint64(block.number) + prm.submitWindow;
+        uint48 submitEnd = uint48(block.number) + prm.submitWindow;
+        uint48 discloseEnd = submitEnd + prm.discloseWindow;
         r.submitEnd = submitEnd;
-        r.commitEnd = submitEnd + prm.commitWindow;
-        r.revealEnd = submitEnd + prm.commitWindow + prm.revealWindow;
+        r.discloseEnd = discloseEnd;
+        r.commitEnd = discloseEnd + prm.commitWindow;
+        r.revealEnd = discloseEnd + prm.commitWindow + prm.revealWindow;
         r.state = State.Open;
         r.baseCodec = baseCodec;
         r.baseDigest = baseDigest;
@@ -236,22 +257,18 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
         r.rewardBound = prm.rewardBound;
         r.submitReward = uint96(prm.submitReward);
         r.voterReward = uint96(prm.voterReward);
-        emit RoundOpened(round, CidCodec.encode(baseCodec, baseDigest), r.submitEnd, r.commitEnd, r.revealEnd);
+        emit RoundOpened(round, CidCodec.encode(baseCodec, baseDigest), submitEnd, discloseEnd, r.commitEnd, r.revealEnd);
     }
 
-    /// @notice Register a trained update for `round`: its adapter's CID, sample count and metadata CID.
-    /// @dev Requirements: an active member; the round's submit window; one update per member per round;
-    /// fewer than the round's `maxUpdates`; a binary CIDv1 sha2-256 `cid`; `nSamples > 0`.
-    /// `nSamples` and `metaCid` are recorded in the event only. Emits {UpdateSubmitted}.
+    /// @notice Commit to a trained update for `round` with one hash, before anyone can see it:
+    /// keccak256(abi.encode(round, submitter, cid, nSamples, metaCid, salt)); see {submitUpdate}.
+    /// @dev Requirements: an active member; the round's submit window; a non-zero commitment; one
+    /// update per member per round; fewer than the round's `maxUpdates`. The update's id is the
+    /// commitment order. Emits {UpdateCommitted}.
     /// @return updateId The update's index within the round.
-    function submitUpdate(uint256 round, bytes calldata cid, uint256 nSamples, bytes calldata metaCid)
-        external
-        onlyActive
-        returns (uint256 updateId)
-    {
+    function commitUpdate(uint256 round, bytes32 commitment) external onlyActive returns (uint256 updateId) {
         _requirePhase(round, Phase.Submit);
-        if (nSamples == 0) revert ZeroSamples();
-        (uint8 codec, bytes32 digest) = CidCodec.decode(cid);
+        if (commitment == bytes32(0)) revert EmptyCommitment();
         Participation storage p = _participation[round][msg.sender];
         if (p.ownUpdate != 0) revert AlreadySubmitted(round, msg.sender);
         Round storage r = _rounds[round];
@@ -259,7 +276,34 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
         if (updateId >= r.maxUpdates) revert RoundFull(round, r.maxUpdates);
         r.updateCount = uint8(updateId + 1);
         p.ownUpdate = uint8(updateId + 1);
-        _updates[round][updateId] = Update({submitter: msg.sender, approvals: 0, rejections: 0, approvedDeltaSum: 0, codec: codec});
+        _updateDigests[round][updateId] = commitment;
+        emit UpdateCommitted(round, updateId, msg.sender, commitment);
+    }
+
+    /// @notice Disclose the update committed for `round`: its adapter's CID, sample count and
+    /// metadata CID, and the salt of the commitment.
+    /// @dev Requirements: an active member; the round's disclose window; a commitment of this member
+    /// in this round equal to the hash of these arguments (see {commitUpdate}), not disclosed
+    /// before; a binary CIDv1 sha2-256 `cid`; `nSamples > 0`. `nSamples` and `metaCid` are recorded
+    /// in the event only. Emits {UpdateSubmitted}.
+    /// @return updateId The update's index within the round (its commitment's).
+    function submitUpdate(uint256 round, bytes calldata cid, uint256 nSamples, bytes calldata metaCid, bytes32 salt)
+        external
+        onlyActive
+        returns (uint256 updateId)
+    {
+        _requirePhase(round, Phase.Disclose);
+        if (nSamples == 0) revert ZeroSamples();
+        (uint8 codec, bytes32 digest) = CidCodec.decode(cid);
+        uint256 own = _participation[round][msg.sender].ownUpdate;
+        if (own == 0) revert NoCommitment(round, msg.sender);
+        updateId = own - 1;
+        Update storage u = _updates[round][updateId];
+        if (u.submitter != address(0)) revert AlreadySubmitted(round, msg.sender);
+        bytes32 commitment = keccak256(abi.encode(round, msg.sender, cid, nSamples, metaCid, salt));
+        if (_updateDigests[round][updateId] != commitment) revert RevealMismatch(round, msg.sender);
+        u.submitter = msg.sender;
+        u.codec = codec;
         _updateDigests[round][updateId] = digest;
         emit UpdateSubmitted(round, updateId, msg.sender, cid, nSamples, metaCid);
     }
@@ -337,7 +381,7 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
         uint256 requested = submitTotal + honestVotes * r.voterReward;
         r.acceptedMask = mask;
         r.requested = uint128(requested);
-        uint64 confirmEnd = uint64(block.number) + _params.confirmWindow;
+        uint48 confirmEnd = uint48(block.number) + _params.confirmWindow;
         r.confirmEnd = confirmEnd;
         if (mask == 0) {
             r.state = State.Completed;
@@ -424,6 +468,7 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
         uint256 b = block.number;
         if (s == State.Finalized) return b <= r.confirmEnd ? Phase.Confirm : Phase.Failed;
         if (b <= r.submitEnd) return Phase.Submit;
+        if (b <= r.discloseEnd) return Phase.Disclose;
         if (b <= r.commitEnd) return Phase.Commit;
         if (b <= r.revealEnd) return Phase.Reveal;
         return Phase.Finalizable;
@@ -446,11 +491,11 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
         return _rounds[round];
     }
 
-    /// @notice An update's record and CID.
+    /// @notice An update's record and CID (all zero and empty while it is committed but not disclosed).
     function getUpdate(uint256 round, uint256 updateId) external view returns (Update memory update, bytes memory cid) {
         if (updateId >= _rounds[round].updateCount) revert UnknownUpdate(round, updateId);
         update = _updates[round][updateId];
-        cid = CidCodec.encode(update.codec, _updateDigests[round][updateId]);
+        if (update.submitter != address(0)) cid = CidCodec.encode(update.codec, _updateDigests[round][updateId]);
     }
 
     /// @notice A member's participation in a round.
@@ -484,13 +529,16 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ governance
 
-    /// @notice Set the submit, commit, reveal and confirm windows, in blocks (each at least 1).
+    /// @notice Set the submit, disclose, commit, reveal and confirm windows, in blocks (each at least 1).
     /// @dev Requirements: owner (timelock). Emits {WindowsSet}.
-    function setWindows(uint32 submitWindow, uint32 commitWindow, uint32 revealWindow, uint32 confirmWindow)
-        external
-        onlyOwner
-    {
-        _setWindows(submitWindow, commitWindow, revealWindow, confirmWindow);
+    function setWindows(
+        uint32 submitWindow,
+        uint32 discloseWindow,
+        uint32 commitWindow,
+        uint32 revealWindow,
+        uint32 confirmWindow
+    ) external onlyOwner {
+        _setWindows(submitWindow, discloseWindow, commitWindow, revealWindow, confirmWindow);
     }
 
     /// @notice Set the approval quorum, in basis points of the members who revealed (1..10000).
@@ -574,6 +622,7 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
         bit = uint112(1 << id);
         if (voted & bit != 0) revert DuplicateVote(round, id);
         Update storage u = _updates[round][id];
+        if (u.submitter == address(0)) revert NotDisclosed(round, id);
         if (approve) {
             uint256 bound = r.rewardBound;
             uint256 d = lossDelta <= 0 ? 0 : uint256(int256(lossDelta));
@@ -612,15 +661,22 @@ contract RoundManager is Ownable, ReentrancyGuardTransient {
         }
     }
 
-    function _setWindows(uint32 submitWindow, uint32 commitWindow, uint32 revealWindow, uint32 confirmWindow) private {
-        if (submitWindow == 0 || commitWindow == 0 || revealWindow == 0 || confirmWindow == 0) {
+    function _setWindows(
+        uint32 submitWindow,
+        uint32 discloseWindow,
+        uint32 commitWindow,
+        uint32 revealWindow,
+        uint32 confirmWindow
+    ) private {
+        if (submitWindow == 0 || discloseWindow == 0 || commitWindow == 0 || revealWindow == 0 || confirmWindow == 0) {
             revert InvalidParameter("windows");
         }
         _params.submitWindow = submitWindow;
+        _params.discloseWindow = discloseWindow;
         _params.commitWindow = commitWindow;
         _params.revealWindow = revealWindow;
         _params.confirmWindow = confirmWindow;
-        emit WindowsSet(submitWindow, commitWindow, revealWindow, confirmWindow);
+        emit WindowsSet(submitWindow, discloseWindow, commitWindow, revealWindow, confirmWindow);
     }
 
     function _setQuorum(uint16 quorumBps) private {

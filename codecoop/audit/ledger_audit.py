@@ -243,7 +243,7 @@ class _Audit:
             if not r.finalized:
                 continue
             self.checked["rounds"] += 1
-            outcome = decide_round(r.rules, [u.submitter for u in r.updates], r.ballots)
+            outcome = decide_round(r.rules, r.submitters(), r.ballots)
             outcomes[r.round] = outcome
             chain = [(d.update_id, d.accepted, d.approvals, d.rejections, d.score) for d in r.decisions]
             mirror = [(d.update_id, d.accepted, d.approvals, d.rejections, d.score) for d in outcome.decisions]

@@ -18,8 +18,8 @@ import torch
 
 from codecoop.aggregation import Update, get_strategy
 from codecoop.aggregation.spec import parse_strategy
-from codecoop.chain.clients import Ballot, Phase
-from codecoop.chain.devtools import DevFederation
+from codecoop.chain.clients import Ballot, Phase, UpdateDisclosure
+from codecoop.chain.devtools import DevFederation, commit_and_disclose
 from codecoop.storage import ContentStore
 from codecoop.tensors import to_safetensors
 
@@ -94,15 +94,21 @@ class SyntheticFederation:
         quality: dict[int, int] = {}
         n_samples: dict[int, int] = {}
         blobs: dict[int, bytes] = {}
+        blobs_by_member: dict[int, bytes] = {}
+        disclosures = []
         for i in submitters:
             data = self.adapter(r, i)
             cid = self.store.put(data)
             n_samples[i] = 100 + self.rng.randrange(900)
-            uid = d.rounds.submit_update(fed.members[i], r, cid, n_samples[i]).update_id
-            owner[uid], rec.update_cids[i], blobs[uid] = i, cid, data
+            disclosures.append((fed.members[i], UpdateDisclosure(r, cid, n_samples[i], salt=self.rng.randbytes(32))))
+            rec.update_cids[i] = cid
+            blobs_by_member[i] = data
+        for i, (_, submitted) in zip(submitters, commit_and_disclose(d, disclosures)):
+            uid = submitted.update_id
+            owner[uid], blobs[uid] = i, blobs_by_member[i]
             q = self.rng.randrange(20_000, 80_000)
             quality[uid] = -q if i in harmful_set else q
-        fed.chain.mine_to(info.submit_end + 1)
+        fed.chain.mine_to(info.disclose_end + 1)
         bound = d.rounds.params().reward_bound
         ballots: dict[int, Ballot] = {}
         for j in voters:

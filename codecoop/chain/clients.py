@@ -26,6 +26,7 @@ __all__ = [
     "MemberStatus",
     "ProposalState",
     "Ballot",
+    "UpdateDisclosure",
     "RoundInfo",
     "UpdateInfo",
     "Participation",
@@ -49,13 +50,14 @@ __all__ = [
 
 class Phase(enum.IntEnum):
     NONE = 0
-    SUBMIT = 1
-    COMMIT = 2
-    REVEAL = 3
-    FINALIZABLE = 4
-    CONFIRM = 5
-    COMPLETED = 6
-    FAILED = 7
+    SUBMIT = 1  # members commit to their updates (a hash: nothing to copy yet)
+    DISCLOSE = 2  # members disclose the committed updates' CIDs
+    COMMIT = 3
+    REVEAL = 4
+    FINALIZABLE = 5
+    CONFIRM = 6
+    COMPLETED = 7
+    FAILED = 8
 
 
 class MemberStatus(enum.IntEnum):
@@ -173,8 +175,41 @@ class Ballot:
 
 
 @dataclass(frozen=True)
+class UpdateDisclosure:
+    """What a member commits to in a round's submit window and discloses in its disclose window:
+    the update's CID, sample count and metadata CID, and the commitment's salt (kept secret until then)."""
+
+    round: int
+    cid: str
+    n_samples: int
+    meta_cid: str | None = None
+    salt: bytes = field(default_factory=lambda: os.urandom(32))
+
+    def commitment(self, submitter: str) -> bytes:
+        """keccak256(abi.encode(round, submitter, cid, nSamples, metaCid, salt)), as RoundManager computes it."""
+        return keccak(
+            abi_encode(
+                ["uint256", "address", "bytes", "uint256", "bytes", "bytes32"],
+                [self.round, submitter, cid_to_bytes(self.cid), self.n_samples, _meta_bytes(self.meta_cid), self.salt],
+            )
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"round": self.round, "cid": self.cid, "n_samples": self.n_samples, "meta_cid": self.meta_cid, "salt": self.salt.hex()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> UpdateDisclosure:
+        return cls(data["round"], data["cid"], data["n_samples"], data.get("meta_cid"), bytes.fromhex(data["salt"]))
+
+
+def _meta_bytes(meta_cid: str | None) -> bytes:
+    return cid_to_bytes(meta_cid) if meta_cid else b""
+
+
+@dataclass(frozen=True)
 class RoundParams:
     submit_window: int
+    disclose_window: int
     commit_window: int
     reveal_window: int
     confirm_window: int
@@ -191,6 +226,7 @@ class RoundInfo:
     round: int
     phase: Phase
     submit_end: int
+    disclose_end: int
     commit_end: int
     reveal_end: int
     confirm_end: int
@@ -212,6 +248,8 @@ class RoundInfo:
 
 @dataclass(frozen=True)
 class UpdateInfo:
+    """A disclosed update (committed but undisclosed ones are not listed: they have no CID)."""
+
     round: int
     update_id: int
     submitter: str
@@ -452,9 +490,17 @@ class RoundsClient(ContractClient):
         tx = self._send(account, "openRound")
         return self.receipt_events(tx, "RoundOpened")[0].args["round"]
 
-    def submit_update(self, account: LocalAccount, round_id: int, cid: str, n_samples: int, meta_cid: str | None = None) -> Submitted:
-        tx = self._send(account, "submitUpdate", round_id, cid_to_bytes(cid), n_samples, cid_to_bytes(meta_cid) if meta_cid else b"")
-        return Submitted(round_id, self.receipt_events(tx, "UpdateSubmitted")[0].args["updateId"], tx)
+    def commit_update(self, account: LocalAccount, disclosure: UpdateDisclosure) -> Submitted:
+        """Commit to ``disclosure`` in its round's submit window (only its hash goes on the chain); the
+        update's id is the commitment order. Keep ``disclosure`` (its salt) to disclose it later."""
+        tx = self._send(account, "commitUpdate", disclosure.round, disclosure.commitment(account.address))
+        return Submitted(disclosure.round, self.receipt_events(tx, "UpdateCommitted")[0].args["updateId"], tx)
+
+    def submit_update(self, account: LocalAccount, disclosure: UpdateDisclosure) -> Submitted:
+        """Disclose the update committed with ``disclosure``, in the round's disclose window."""
+        d = disclosure
+        tx = self._send(account, "submitUpdate", d.round, cid_to_bytes(d.cid), d.n_samples, _meta_bytes(d.meta_cid), d.salt)
+        return Submitted(d.round, self.receipt_events(tx, "UpdateSubmitted")[0].args["updateId"], tx)
 
     def commit_votes(self, account: LocalAccount, round_id: int, ballot: Ballot) -> TxResult:
         return self._send(account, "commitVotes", round_id, ballot.commitment(round_id, account.address))
@@ -504,6 +550,7 @@ class RoundsClient(ContractClient):
             round=round_id,
             phase=phase,
             submit_end=r["submitEnd"],
+            disclose_end=r["discloseEnd"],
             commit_end=r["commitEnd"],
             reveal_end=r["revealEnd"],
             confirm_end=r["confirmEnd"],
@@ -523,15 +570,20 @@ class RoundsClient(ContractClient):
             global_cid=_cid_of(r["globalCodec"], r["globalDigest"]),
         )
 
-    def update(self, round_id: int, update_id: int) -> UpdateInfo:
+    def update(self, round_id: int, update_id: int) -> UpdateInfo | None:
+        """The update ``update_id`` of the round; ``None`` while it is committed but not disclosed."""
         got = self._read("getUpdate", round_id, update_id)
         u = got["update"]
+        if not got["cid"]:
+            return None
         return UpdateInfo(
             round_id, update_id, u["submitter"], cid_from_bytes(got["cid"]), u["approvals"], u["rejections"], u["approvedDeltaSum"]
         )
 
     def updates(self, round_id: int) -> list[UpdateInfo]:
-        return [self.update(round_id, i) for i in range(self._read("getRound", round_id)["updateCount"])]
+        """The round's disclosed updates, in commitment order (ids may skip undisclosed ones)."""
+        found = (self.update(round_id, i) for i in range(self._read("getRound", round_id)["updateCount"]))
+        return [u for u in found if u is not None]
 
     def submitted_updates(self, round_id: int, from_block: int = 0, *, submitter: str | None = None) -> list[UpdateSubmitted]:
         """The round's ``UpdateSubmitted`` events since ``from_block`` (a deployment's block), oldest first."""

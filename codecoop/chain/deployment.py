@@ -198,6 +198,7 @@ def deploy(chain: Chain, params: FederationParams | None = None, deployer: Local
         registry.address,
         (
             params.submit_window,
+            params.disclose_window,
             params.commit_window,
             params.reveal_window,
             params.confirm_window,

@@ -4,17 +4,17 @@ auditors' fixtures (the participant node runs the same steps with real training)
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from eth_account.signers.local import LocalAccount
 
 from codecoop.chain.backend import Chain, connect
-from codecoop.chain.clients import Ballot, Phase
+from codecoop.chain.clients import Ballot, Phase, Submitted, UpdateDisclosure
 from codecoop.chain.deployment import Deployment, deploy, raw_cid
 from codecoop.chain.params import FederationParams
 
-__all__ = ["DevFederation", "RoundRecord"]
+__all__ = ["DevFederation", "RoundRecord", "commit_and_disclose"]
 
 Vote = Callable[[int, int], tuple[bool, int]]  # (voter index, update id) -> (approve, lossDelta)
 
@@ -46,7 +46,11 @@ class DevFederation:
             # every transaction mines a block on a dev chain: windows must fit one per member
             w = 2 * n + 10
             params = FederationParams(
-                submit_window=max(30, w), commit_window=max(20, w), reveal_window=max(20, w), confirm_window=max(30, w)
+                submit_window=max(30, w),
+                disclose_window=max(20, w),
+                commit_window=max(20, w),
+                reveal_window=max(20, w),
+                confirm_window=max(30, w),
             )
         deployment = deploy(chain, params)
         fed = cls(chain, deployment, [])
@@ -87,12 +91,15 @@ class DevFederation:
         tx_round = rounds.open_round(opener)
         rec = RoundRecord(round=tx_round)
         info = rounds.round(tx_round)
-        for i in submitters:
-            cid = raw_cid(f"update {tag} {tx_round} {i}".encode())
-            submitted = rounds.submit_update(self.members[i], tx_round, cid, 1000 + i)
+        done = commit_and_disclose(
+            self.deployment,
+            [(self.members[i], UpdateDisclosure(tx_round, raw_cid(f"update {tag} {tx_round} {i}".encode()), 1000 + i)) for i in submitters],
+        )
+        for i, (committed, submitted) in zip(submitters, done):
             rec.update_ids[i] = submitted.update_id
+            rec.gas["commitUpdate"].append(committed.tx.gas_used)
             rec.gas["submitUpdate"].append(submitted.tx.gas_used)
-        self.chain.mine_to(info.submit_end + 1)
+        self.chain.mine_to(info.disclose_end + 1)
         ballots: dict[int, Ballot] = {}
         owner = {u: i for i, u in rec.update_ids.items()}
         for i in voters:
@@ -123,6 +130,19 @@ class DevFederation:
         """Take a proposal through the DAO: propose, vote for (every member by default), queue, wait, execute."""
         chosen = self.members if voters is None else [self.members[i] for i in voters]
         return pass_proposal(self.deployment, calls, description, proposer=self.members[0], voters=chosen)
+
+
+def commit_and_disclose(
+    deployment: Deployment, updates: Sequence[tuple[LocalAccount, UpdateDisclosure]]
+) -> list[tuple[Submitted, Submitted]]:
+    """Commit every ``(member, disclosure)`` in its round's submit window, mine to the disclose window
+    and disclose each: the two transactions of every update, in order. The chain is left in the
+    disclose window (mine to ``disclose_end + 1`` to vote)."""
+    rounds = deployment.rounds
+    committed = [rounds.commit_update(account, d) for account, d in updates]
+    for r in sorted({d.round for _, d in updates}):
+        deployment.chain.mine_to(rounds.round(r).submit_end + 1)
+    return [(c, rounds.submit_update(account, d)) for c, (account, d) in zip(committed, updates)]
 
 
 def pass_proposal(

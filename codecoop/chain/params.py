@@ -30,6 +30,7 @@ class FederationParams:
     admission: str = "open"  # "open" or "approval"
     # RoundManager
     submit_window: int = 30
+    disclose_window: int = 20
     commit_window: int = 20
     reveal_window: int = 20
     confirm_window: int = 30
@@ -56,7 +57,15 @@ class FederationParams:
     def __post_init__(self) -> None:
         if self.admission not in ("open", "approval"):
             raise ConfigError(f"admission must be 'open' or 'approval', not {self.admission!r}")
-        for name in ("epoch_length", "submit_window", "commit_window", "reveal_window", "confirm_window", "confirmations"):
+        for name in (
+            "epoch_length",
+            "submit_window",
+            "disclose_window",
+            "commit_window",
+            "reveal_window",
+            "confirm_window",
+            "confirmations",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         if not 1 <= self.quorum_bps <= 10_000:

@@ -39,7 +39,7 @@ def status(
     table = Table(title=f"round {r}: {info.phase.name.lower()} (block {head})", show_header=False)
     table.add_row(
         "windows (end blocks)",
-        f"submit {info.submit_end}, commit {info.commit_end}, reveal {info.reveal_end}"
+        f"submit {info.submit_end}, disclose {info.disclose_end}, commit {info.commit_end}, reveal {info.reveal_end}"
         + (f", confirm {info.confirm_end}" if info.confirm_end else ""),
     )
     table.add_row("base", info.base_cid or "version 0 (initial adapter)")
@@ -70,7 +70,10 @@ def open_(fed: Federation) -> None:
     d = fed.deployment
     r = d.rounds.open_round(fed.signer)
     info = d.rounds.round(r)
-    console.print(f"opened round {r}: submit until block {info.submit_end}, commit until {info.commit_end}, reveal until {info.reveal_end}")
+    console.print(
+        f"opened round {r}: submit until block {info.submit_end}, disclose until {info.disclose_end}, "
+        f"commit until {info.commit_end}, reveal until {info.reveal_end}"
+    )
 
 
 @app.command()

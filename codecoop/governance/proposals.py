@@ -64,7 +64,7 @@ def _on(client: str, fn: str, parse: Callable[[str], Any]) -> Callable[[Deployme
 def _window(index: int) -> Callable[[Deployment, str], Call]:
     def make(dep: Deployment, value: str) -> Call:
         p = dep.rounds.params()
-        windows = [p.submit_window, p.commit_window, p.reveal_window, p.confirm_window]
+        windows = [p.submit_window, p.disclose_window, p.commit_window, p.reveal_window, p.confirm_window]
         windows[index] = int(value)
         return dep.rounds.address, dep.rounds.encode("setWindows", *windows)
 
@@ -83,10 +83,11 @@ def _reward(index: int, parse: Callable[[str], int]) -> Callable[[Deployment, st
 
 #: Parameter name -> (help, builder of the call from the current deployment and the value as text).
 PARAMETERS: dict[str, tuple[str, Callable[[Deployment, str], Call]]] = {
-    "submit-window": ("blocks to submit updates", _window(0)),
-    "commit-window": ("blocks to commit votes", _window(1)),
-    "reveal-window": ("blocks to reveal votes", _window(2)),
-    "confirm-window": ("blocks to confirm the aggregate", _window(3)),
+    "submit-window": ("blocks to commit to updates", _window(0)),
+    "disclose-window": ("blocks to disclose the committed updates", _window(1)),
+    "commit-window": ("blocks to commit votes", _window(2)),
+    "reveal-window": ("blocks to reveal votes", _window(3)),
+    "confirm-window": ("blocks to confirm the aggregate", _window(4)),
     "quorum": ("approval quorum in basis points of revealed voters (1..10000)", _on("rounds", "setQuorum", int)),
     "confirmations": ("matching aggregate confirmations that complete a round (k)", _on("rounds", "setConfirmations", int)),
     "max-updates": ("most updates per round (1..112)", _on("rounds", "setMaxUpdates", int)),
@@ -187,7 +188,7 @@ def describe_action(d: Deployment, target: str, calldata: bytes) -> str:
         "setConfirmations": lambda a: f"set confirmations to {a['confirmations']}",
         "setMaxUpdates": lambda a: f"set most updates per round to {a['maxUpdates']}",
         "setAggregationStrategy": lambda a: f"set aggregation strategy to {a['strategy']!r}",
-        "setWindows": lambda a: "set windows to submit {}, commit {}, reveal {}, confirm {} blocks".format(*a.values()),
+        "setWindows": lambda a: "set windows to submit {}, disclose {}, commit {}, reveal {}, confirm {} blocks".format(*a.values()),
         "setRewards": lambda a: "set rewards to {} per accepted update, {} per matching vote, bound {} micro-nats".format(
             _tok(a["submitReward"]), _tok(a["voterReward"]), a["rewardBound"]
         ),

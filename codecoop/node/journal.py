@@ -39,6 +39,7 @@ class RoundEntry:
     votes: dict[str, Any] = field(default_factory=dict)  # update id -> {"approve", "delta", "reason"}
     aggregate_cid: str | None = None
     aggregate_error: str | None = None
+    disclosure: dict[str, Any] | None = None  # UpdateDisclosure.to_json(): what was committed, with its secret salt
     announced: bool = False
     done: bool = False
     dp: dict[str, float] | None = None  # {"noise_multiplier", "delta"} of a differentially private update (docs/PRIVACY.md)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codecoop.chain import reverts
-from codecoop.chain.clients import Ballot, MemberStatus, Phase, RoundInfo
+from codecoop.chain.clients import Ballot, MemberStatus, Phase, RoundInfo, UpdateDisclosure
 from codecoop.chain.deployment import Deployment
 from codecoop.chain.units import format_tokens
 from codecoop.errors import (
@@ -270,7 +270,9 @@ class Node:
         self.member.round = r
         timed = self.member.timed
         if phase is Phase.SUBMIT:
-            if self._submit_phase(info, entry):
+            return self._submit_phase(info, entry)  # nothing of the peers' is public yet: nothing to fetch
+        if phase is Phase.DISCLOSE:
+            if self._disclose_phase(info, entry):
                 return True
             with timed("vote"):  # peers' updates are fetched to be judged
                 return self._prefetch(info)
@@ -331,22 +333,18 @@ class Node:
             return self.open_round() is not None
         return False
 
-    # -- submit
+    # -- submit: commit to the update (its hash) while the submit window is open, disclose it after
     def _submit_phase(self, info: RoundInfo, entry: RoundEntry) -> bool:
-        r = info.round
-        part = self.deployment.rounds.participation(r, self.address)
+        part = self.deployment.rounds.participation(info.round, self.address)
         if part.own_update is None and not entry.skipped:
-            return self._produce_and_submit(info, entry)
-        if part.own_update is not None and entry.trained_cid and not entry.announced:
-            with self.member.timed("publish"):
-                self.transport.announce(r, entry.trained_cid)
-            entry.announced = True
-            self.journal.save()
-            return True
+            return self._produce_and_commit(info, entry)
         return False
 
-    def _produce_and_submit(self, info: RoundInfo, entry: RoundEntry) -> bool:
-        """Ask the trainer for the round's update (once: the journal keeps it), then register it."""
+    def _produce_and_commit(self, info: RoundInfo, entry: RoundEntry) -> bool:
+        """Ask the trainer for the round's update (once: the journal keeps it), then commit to it.
+
+        Only the commitment's hash goes on the chain and nothing is offered to the peers: no
+        member can copy the update before the submit window closes (docs/CONTRACTS.md)."""
         r = info.round
         if entry.trained_cid is None:
             produced = self.trainer.update(info)
@@ -369,21 +367,46 @@ class Node:
                 data["epsilon"], data["dp_rounds"] = spent
                 message += f"; privacy spent: epsilon {spent[0]:.2f} over {spent[1]} released update(s) at delta {delta:g}"
             self._emit(r, produced.kind, message, **data)
-            trained = True
-        else:
-            trained = False
-        with self.member.timed("publish"):
-            if not self._replicated(info, entry):
-                return trained  # peers are fetching their copies; asked again at the next step
-            self._register(info, entry)
+        if entry.disclosure is None or entry.disclosure.get("cid") != entry.trained_cid:
+            # the salt is kept before the commitment is sent: a restart discloses what was committed
+            entry.disclosure = UpdateDisclosure(r, entry.trained_cid, entry.samples or 1).to_json()
+            self.journal.save()
+        try:
+            committed = self.deployment.rounds.commit_update(self.account, UpdateDisclosure.from_json(entry.disclosure))
+        except reverts.AlreadySubmitted:
+            return True
+        except reverts.WrongPhase:
+            self._emit(r, "warning", "the submit window closed before the update was committed; this round goes on without it")
+            entry.skipped = True
+            self.journal.save()
+            return True
+        self._emit(r, "committed", f"committed to update #{committed.update_id} (its hash only)", gas=committed.tx.gas_used)
+        return True
+
+    def _disclose_phase(self, info: RoundInfo, entry: RoundEntry) -> bool:
+        """Offer the committed update to the peers, then disclose its CID (once enough hold a copy)."""
+        r = info.round
+        part = self.deployment.rounds.participation(r, self.address)
+        if part.own_update is None or entry.disclosure is None or entry.announced:
+            return False
+        if self.deployment.rounds.update(r, part.own_update) is None:
+            with self.member.timed("publish"):
+                if not self._replicated(info, entry):
+                    return False  # peers are fetching their copies; asked again at the next step
+                self._register(info, entry)
+            return True
+        self.transport.announce(r, entry.trained_cid or "")  # disclosed before a restart: announce it again
+        entry.announced = True
+        self.journal.save()
         return True
 
     def _replicated(self, info: RoundInfo, entry: RoundEntry) -> bool:
         """Whether the trained update may be registered: enough peers hold a copy, the wait is over, or the window closes.
 
         The first call offers the update (an announcement for the round); peers fetch offered
-        objects while the submit window is open, so an update whose submitter goes offline right
-        after registering it can still be judged and aggregated from their copies.
+        objects while the disclose window is open, so an update whose submitter goes offline right
+        after disclosing it can still be judged and aggregated from their copies. Offers start only
+        once the submit window has closed: every member's commitment is on the chain by then.
         """
         s, cid = self.settings, entry.trained_cid
         assert cid is not None
@@ -405,9 +428,9 @@ class Node:
             del self._offered[cid]
             return True
         waited = time.monotonic() - offered_at
-        closing = info.submit_end - self.deployment.chain.block_number <= _CLOSING_BLOCKS
+        closing = info.disclose_end - self.deployment.chain.block_number <= _CLOSING_BLOCKS
         if waited >= s.replica_wait or closing:
-            why = f"after {waited:.0f} s" if waited >= s.replica_wait else "as the submit window closes"
+            why = f"after {waited:.0f} s" if waited >= s.replica_wait else "as the disclose window closes"
             self._emit(info.round, "warning", f"registering the update with {copies} of {wanted} peer copies {why}")
             del self._offered[cid]
             return True
@@ -421,13 +444,13 @@ class Node:
 
     def _register(self, info: RoundInfo, entry: RoundEntry) -> None:
         r = info.round
-        assert entry.trained_cid is not None
+        assert entry.trained_cid is not None and entry.disclosure is not None
         try:
-            submitted = self.deployment.rounds.submit_update(self.account, r, entry.trained_cid, entry.samples or 1)
+            submitted = self.deployment.rounds.submit_update(self.account, UpdateDisclosure.from_json(entry.disclosure))
         except reverts.AlreadySubmitted:
             return
         except reverts.WrongPhase:
-            self._emit(r, "warning", "the submit window closed before the update was registered; this round goes on without it")
+            self._emit(r, "warning", "the disclose window closed before the update was disclosed; this round goes on without it")
             entry.skipped = True
             self.journal.save()
             return
@@ -455,12 +478,13 @@ class Node:
         return fetched
 
     def _fetch_registered(self, info: RoundInfo) -> bool:
-        count = info.update_count
+        disclosed = self.deployment.rounds.updates(info.round)
+        count = len(disclosed)
         if count <= self._seen_updates.get(info.round, 0):
             return False
         fetched = False
         complete = True
-        for u in self.deployment.rounds.updates(info.round):
+        for u in disclosed:
             if u.submitter != self.address and not self.store.has(u.cid):
                 try:
                     self.member.fetch(u.cid, u.submitter)

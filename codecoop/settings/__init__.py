@@ -302,15 +302,15 @@ SECTIONS: tuple[Section, ...] = (
             "replicas",
             int,
             1,
-            "Before registering its update, wait until this many peers hold a copy (0: register at once), so the round "
-            "can go on if this node goes offline right after.",
+            "Before disclosing its committed update, wait until this many peers hold a copy (0: disclose at once), so the "
+            "round can go on if this node goes offline right after.",
             _int(0),
         ),
         _s(
             "replica_wait",
             float,
             60.0,
-            "Longest wait for those copies; the update is registered when it passes (or when the submit window is about to close).",
+            "Longest wait for those copies; the update is disclosed when it passes (or when the disclose window is about to close).",
             _num(),
             unit="s",
         ),

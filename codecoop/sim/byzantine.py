@@ -24,18 +24,19 @@ Attacks (``ATTACKS``):
     Does not train: waits for another member's update of the round, then submits it with a
     slight perturbation (L2 norm 2% of that update's change from the base), or the very same CID.
 ``free-rider-adaptive``
-    Does not train, and knows screening's defaults: submits the mean direction of the round's
-    updates already registered (every member's store serves them), scaled to 1.5 times the larger
+    Does not train, and knows screening's defaults: submits the mean direction of the updates it
+    can see (the round's disclosed ones; under the commit-reveal of submissions none before it must
+    commit, so the previous round's: a step along the federation's last move), scaled to 1.5 times the larger
     free-ride floor (``min_update_change`` of the base, ``min_relative_change`` of their median
     change) and with noise just enough to keep its cosine with each of them under
     ``copy_similarity``.
 ``plagiarist-adaptive``
-    Does not train: copies the first registered update of the round and adds noise just past the
+    Does not train: copies the first disclosed update of the round it sees and adds noise just past the
     copy checks (relative L2 distance 1.5 times ``copy_distance``, cosine 0.95 times
     ``copy_similarity``), which keeps it pointing the victim's way for the direction check.
 ``alie``
-    "A Little Is Enough" (Baruch et al., NeurIPS 2019): from the benign cohort (its own honest
-    update and the round's updates of members outside the cabal registered so far) the
+    "A Little Is Enough" (Baruch et al., NeurIPS 2019): from the benign cohort (see
+    :class:`CohortAttack`: its own and its cabal's honest updates, what is disclosed) the
     per-coordinate mean and standard deviation, and submits ``mean - z * std`` with the paper's
     ``z`` for N members and the cabal's size, at least 1 (the formula gives 0 at N=4).
 ``ipm``
@@ -154,9 +155,10 @@ def assign_attacks(specs: Sequence[ByzantineSpec], orgs: int) -> list[str | None
 
 @dataclass
 class Cabal:
-    """What colluding attackers share: each other's addresses."""
+    """What colluding attackers share: each other's addresses, and their honest updates' changes by round."""
 
     members: set[str] = field(default_factory=set)
+    changes: dict[int, list[Any]] = field(default_factory=dict)
 
 
 def _tensor_norm(tensors: Mapping[str, Any]) -> float:
@@ -374,10 +376,13 @@ def largest_gamma(mean: Any, direction: Any, cohort: Sequence[Any], objective: s
 
 
 class CohortAttack(AttackTrainer):
-    """An attack crafted from the benign cohort of the round: the updates of members outside the cabal
-    registered so far (every member's store serves them once registered) and, when ``uses_own``,
-    the attacker's own honest update (trained once per round). ``None`` (wait) until the cohort has
-    ``min_cohort`` updates."""
+    """An attack crafted from a benign cohort: what the attacker can know of honest updates when it
+    must commit to its own. That is its own honest update (``uses_own``, trained once per round),
+    the cabal's (colluders share theirs), the round's updates already disclosed by members outside
+    the cabal (none while commitments are open: the commit-reveal of submissions), and when these
+    are fewer than ``min_cohort``, the previous round's disclosed updates (public, and relative to
+    that round's base). With too few still, an attacker that trained submits its honest update; one
+    that did not waits (``None``) and so submits nothing in a commit-reveal round."""
 
     uses_own = True
     min_cohort = 2
@@ -386,33 +391,49 @@ class CohortAttack(AttackTrainer):
         super().__init__(member, seed=seed, cabal=cabal)
         self._own: dict[int, Any] = {}
 
-    def craft(self, info: Any) -> tuple[str, int] | None:
+    def _disclosed(self, round_id: int, names: Sequence[str], base: Any) -> list[Any]:
+        """The changes of the round's disclosed updates of members outside the cabal."""
         from codecoop.errors import CodecoopError
         from codecoop.training import Adapter
 
-        m = self.member
-        base = m.global_adapter(info.base_cid).tensors
-        names = sorted(base)
-        flat_base = _flat(base, names)
-        cohort, like = [], None
-        if self.uses_own:
-            if info.round not in self._own:
-                self._own[info.round] = self._trained(info)
-            like = self._own[info.round]
-            cohort.append(_flat(like.tensors, names) - flat_base)
-        for u in m.deployment.rounds.updates(info.round):
+        m, out = self.member, []
+        for u in m.deployment.rounds.updates(round_id):
             if u.submitter == m.address or u.submitter in self.cabal.members:
                 continue
             try:
                 adapter = Adapter.from_bytes(m.fetch(u.cid, u.submitter), m.base)
             except CodecoopError:
                 continue  # unreachable or unreadable: not part of what the attacker knows
-            if set(adapter.tensors) != set(names):
-                continue
-            cohort.append(_flat(adapter.tensors, names) - flat_base)
-            like = like or adapter
-        if len(cohort) < self.min_cohort or like is None:
-            return None
+            if set(adapter.tensors) == set(names):
+                out.append(_flat(adapter.tensors, names) - base)
+        return out
+
+    def craft(self, info: Any) -> tuple[str, int] | None:
+        m = self.member
+        current = m.global_adapter(info.base_cid)
+        base = current.tensors
+        names = sorted(base)
+        flat_base = _flat(base, names)
+        cohort: list[Any] = []
+        like = current
+        if self.uses_own:
+            if info.round not in self._own:
+                self._own[info.round] = self._trained(info)
+                shared = self.cabal.changes.setdefault(info.round, [])
+                shared.append(_flat(self._own[info.round].tensors, names) - flat_base)
+            like = self._own[info.round]
+        shared = self.cabal.changes.get(info.round, [])
+        cohort += shared if self.uses_own else []
+        cohort += self._disclosed(info.round, names, flat_base)
+        if len(cohort) < self.min_cohort and info.round > 1:
+            previous = m.deployment.rounds.round(info.round - 1)
+            past = m.global_adapter(previous.base_cid).tensors
+            if sorted(past) == names:
+                cohort += self._disclosed(info.round - 1, names, _flat(past, names))
+        if len(cohort) < self.min_cohort:
+            if not self.uses_own:
+                return None
+            return self._store(like, like.tensors)  # nothing to build the attack from: the honest update
         change = self.change(info, cohort, flat_base)
         return self._store(like, {n: base[n] + d for n, d in _unflat(change, base, names).items()})
 

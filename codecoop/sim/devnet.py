@@ -64,6 +64,7 @@ class DevnetConfig:
     p2p_port: int = 4301
     block_interval_ms: int = 1000
     submit_window: int = 90
+    disclose_window: int = 60
     commit_window: int = 45
     reveal_window: int = 25
     confirm_window: int = 45
@@ -236,6 +237,7 @@ class Devnet:
         self.chain = connect(self.url)
         params = FederationParams(
             submit_window=cfg.submit_window,
+            disclose_window=cfg.disclose_window,
             commit_window=cfg.commit_window,
             reveal_window=cfg.reveal_window,
             confirm_window=cfg.confirm_window,
@@ -469,9 +471,10 @@ class Devnet:
     ) -> Any:
         """Wait for round ``r`` to complete or fail and return its ``RoundInfo``.
 
-        With ``expect``, a submit, commit or reveal window is ended early (by mining to its end) as
-        soon as ``expect`` members have submitted, committed or revealed in it (a tuple: how many for
-        each of the three, when members come or go during the round): windows can then be
+        With ``expect``, a submit, disclose, commit or reveal window is ended early (by mining to its
+        end) as soon as ``expect`` members have committed to an update, disclosed it (every one
+        committed, at most the first count), committed votes or revealed them in it (a tuple: how many
+        for submit, commit and reveal, when members come or go during the round): windows can then be
         generous (a killed node has time to restart) without every round lasting as long as they.
         ``on_poll`` runs at every look (a test restarts killed nodes there).
         """
@@ -489,10 +492,12 @@ class Devnet:
             if phase != last:
                 self.log(f"round {r}: {phase.name.lower()} (block {self.chain.block_number})")
                 last = phase
-            if wanted is not None and phase in (Phase.SUBMIT, Phase.COMMIT, Phase.REVEAL):
+            if wanted is not None and phase in (Phase.SUBMIT, Phase.DISCLOSE, Phase.COMMIT, Phase.REVEAL):
                 info = rounds.round(r)
-                if phase is Phase.SUBMIT:
+                if phase is Phase.SUBMIT:  # commitments
                     done, end, due = info.update_count, info.submit_end, wanted[0]
+                elif phase is Phase.DISCLOSE:
+                    done, end, due = len(rounds.updates(r)), info.disclose_end, min(wanted[0], info.update_count)
                 elif phase is Phase.COMMIT:
                     done, end, due = self.committed(r), info.commit_end, wanted[1]
                 else:
@@ -549,7 +554,10 @@ def run_devnet(cfg: DevnetConfig, log: Callable[[str], None] = print) -> DevnetR
                 raise CodecoopError(f"round {r} failed; see the node logs in {net.work}")
             cids.append(info.global_cid or "")
             updates[r] = tuple((u.submitter, u.cid) for u in net.deployment.rounds.updates(r))
-            log(f"round {r} completed: {len(info.accepted_ids)}/{info.update_count} updates accepted, global model {info.global_cid}")
+            log(
+                f"round {r} completed: {len(info.accepted_ids)}/{len(net.deployment.rounds.updates(r))} updates accepted, "
+                f"global model {info.global_cid}"
+            )
         nodes = list(net.nodes.values())
         _wait("the node processes to exit", lambda: all(p.poll() is not None for p in nodes), 180)
         bad = [i for i, p in net.nodes.items() if p.returncode != 0]

@@ -185,6 +185,7 @@ class Simulation:
         window = 2 * n + 10  # every transaction mines a block on the embedded chain
         params = FederationParams(
             submit_window=window,
+            disclose_window=window,
             commit_window=window,
             reveal_window=window,
             confirm_window=window,
@@ -378,12 +379,13 @@ class Simulation:
                 continue
             if phase in (Phase.COMPLETED, Phase.FAILED):
                 break
-            if phase is Phase.SUBMIT and any(o.node.awaiting_copies for o in self.orgs):
+            if phase is Phase.DISCLOSE and any(o.node.awaiting_copies for o in self.orgs):
                 time.sleep(_COPY_POLL_S)  # an offer is still on its way to the peers; each node gives up after node.replica_wait
                 continue
             info = rounds.round(r)
             ends = {
                 Phase.SUBMIT: info.submit_end,
+                Phase.DISCLOSE: info.disclose_end,
                 Phase.COMMIT: info.commit_end,
                 Phase.REVEAL: info.reveal_end,
                 Phase.CONFIRM: info.confirm_end,
@@ -393,10 +395,10 @@ class Simulation:
             self.chain.mine_to(ends[phase] + 1)
         rep.protocol_s = time.perf_counter() - self._started[r]
         info = rounds.round(r)
-        rep.submitted = info.update_count
+        rep.submitted = len(rounds.updates(r))  # disclosed (a commitment never disclosed is no update)
         rep.skipped = sum(1 for o in self.orgs if o.node.journal.entry(r).skipped)
         rep.accepted = len(info.accepted_ids)
-        rep.rejected = info.update_count - rep.accepted
+        rep.rejected = rep.submitted - rep.accepted
         rep.outcome = {Phase.COMPLETED: "completed", Phase.FAILED: "failed"}[info.phase]
         if info.phase is Phase.COMPLETED and not info.accepted_ids:
             rep.outcome = "completed, nothing accepted"

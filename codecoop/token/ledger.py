@@ -145,6 +145,8 @@ class RoundRecord:
     strategy: str
     confirmations_needed: int
     updates: list[UpdateRecord] = field(default_factory=list)
+    #: Update id -> submitter of every update commitment (``UpdateCommitted``), disclosed or not.
+    update_commitments: dict[int, str] = field(default_factory=dict)
     committed: list[str] = field(default_factory=list)
     #: Revealed ballots in reveal order.
     ballots: dict[str, tuple[Vote, ...]] = field(default_factory=dict)
@@ -158,6 +160,13 @@ class RoundRecord:
     completed_cid: str | None = None
     completed_block: int | None = None
     failed: bool = False
+
+    def submitters(self) -> list[str]:
+        """The submitter of every update id of the round, as ``finalize`` sees them: an update that was
+        committed but never disclosed has the zero address (no record on the chain)."""
+        disclosed = {u.update_id: u.submitter for u in self.updates}
+        count = max([*self.update_commitments, *disclosed], default=-1) + 1
+        return [disclosed.get(i, "0x" + "0" * 40) for i in range(count)]
 
     @property
     def accepted(self) -> list[UpdateRecord]:
@@ -444,6 +453,9 @@ class _Folder:
             strategy=self.strategy,
             confirmations_needed=self.confirmations,
         )
+
+    def _UpdateCommitted(self, e: LedgerEvent) -> None:
+        self.l.rounds[e.args["round"]].update_commitments[e.args["updateId"]] = e.args["submitter"]
 
     def _UpdateSubmitted(self, e: LedgerEvent) -> None:
         a = e.args

@@ -47,7 +47,13 @@ def overview(db: Any) -> dict[str, Any]:
     current = None
     if r:
         info = d.rounds.round(r)
-        ends = {"SUBMIT": info.submit_end, "COMMIT": info.commit_end, "REVEAL": info.reveal_end, "CONFIRM": info.confirm_end}
+        ends = {
+            "SUBMIT": info.submit_end,
+            "DISCLOSE": info.disclose_end,
+            "COMMIT": info.commit_end,
+            "REVEAL": info.reveal_end,
+            "CONFIRM": info.confirm_end,
+        }
         end = ends.get(info.phase.name)
         current = {
             "round": r,
@@ -103,7 +109,7 @@ def _overview_kept(db: Any) -> dict[str, Any]:
             "cid": charter.cid,
             "task": _charter_task(db, charter.cid),
             "strategy": d.rounds.aggregation_strategy(),
-            "windows": [params.submit_window, params.commit_window, params.reveal_window, params.confirm_window],
+            "windows": [params.submit_window, params.disclose_window, params.commit_window, params.reveal_window, params.confirm_window],
             "quorum_pct": params.quorum_bps / 100,
             "confirmations": params.confirmations,
             "max_updates": params.max_updates,

@@ -114,3 +114,28 @@ def test_recomputation_can_be_turned_off(history):
     report = audit_deployment(history.fed.deployment, store=history.store, recompute=False)
     status = {c.name: c.status for c in report.checks}
     assert (status["storage"], status["aggregates"]) == ("pass", "skipped")
+
+
+def test_an_update_committed_but_never_disclosed_is_decided_rejected_and_audits_clean(history):
+    from codecoop.chain.clients import Ballot, UpdateDisclosure
+    from codecoop.chain.deployment import raw_cid
+    from codecoop.chain.devtools import commit_and_disclose
+
+    fed = history.fed
+    d, m = fed.deployment, fed.members
+    r = d.rounds.open_round(m[0])
+    d.rounds.commit_update(m[3], UpdateDisclosure(r, raw_cid(b"withheld"), 5))  # update 0: never disclosed
+    commit_and_disclose(d, [(m[i], UpdateDisclosure(r, raw_cid(f"shown {i}".encode()), 5)) for i in (1, 2)])
+    info = d.rounds.round(r)
+    fed.chain.mine_to(info.disclose_end + 1)
+    ballots = {i: Ballot.of({u: (True, 30_000) for u in (1, 2) if u != i}) for i in (0, 1, 2)}
+    for i, b in ballots.items():
+        d.rounds.commit_votes(m[i], r, b)
+    fed.chain.mine_to(info.commit_end + 1)
+    for i, b in ballots.items():
+        d.rounds.reveal_votes(m[i], r, b)
+    fed.chain.mine_to(info.reveal_end + 1)
+    assert d.rounds.finalize(m[0], r).accepted_ids == (1, 2)
+    report = audit_deployment(d, recompute=False)
+    assert [f for f in report.findings if f.check == "rounds"] == []
+    assert {c.name: c.status for c in report.checks}["rounds"] == "pass"

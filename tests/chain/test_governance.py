@@ -98,7 +98,7 @@ def test_out_of_range_parameters_are_refused_even_through_governance(fed):
     rounds = fed.deployment.rounds
     for fn, args, name in [
         ("setQuorum", (0,), "quorumBps"),
-        ("setWindows", (0, 1, 1, 1), "windows"),
+        ("setWindows", (1, 0, 1, 1, 1), "windows"),
         ("setMaxUpdates", (113,), "maxUpdates"),
     ]:
         with pytest.raises(reverts.InvalidParameter) as e:

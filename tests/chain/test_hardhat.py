@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from codecoop.chain import Deployment, connect, reverts
-from codecoop.chain.clients import Phase
+from codecoop.chain.clients import Phase, UpdateDisclosure
 from codecoop.chain.devtools import DevFederation
 from codecoop.chain.hardhat import HardhatNode
 
@@ -41,7 +41,8 @@ def test_a_full_round_and_a_governance_change_on_a_hardhat_node(hardhat, tmp_pat
 def test_reverts_over_json_rpc_are_typed_and_named(hardhat):
     fed = DevFederation.create(2, PARAMS, chain=connect(hardhat.url))
     r = fed.deployment.rounds.open_round(fed.members[0])
-    fed.deployment.rounds.submit_update(fed.members[0], r, "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq", 5)
+    update = UpdateDisclosure(r, "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq", 5)
+    fed.deployment.rounds.commit_update(fed.members[0], update)
     with pytest.raises(reverts.AlreadySubmitted) as e:
-        fed.deployment.rounds.submit_update(fed.members[0], r, "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq", 5)
+        fed.deployment.rounds.commit_update(fed.members[0], update)
     assert "one update per round" in str(e.value)

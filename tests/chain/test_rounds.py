@@ -6,8 +6,9 @@ import pytest
 
 from codecoop.chain import reverts
 from codecoop.chain.cid import cid_to_bytes
-from codecoop.chain.clients import Ballot, Phase
+from codecoop.chain.clients import Ballot, Phase, UpdateDisclosure
 from codecoop.chain.deployment import raw_cid
+from codecoop.chain.devtools import commit_and_disclose
 from codecoop.errors import ContractRevert
 
 
@@ -16,18 +17,25 @@ def cid(text: str) -> str:
 
 
 def open_with_updates(fed, submitters=(0, 1, 2, 3)):
-    """Open a round and let ``submitters`` submit; returns (round id, RoundInfo)."""
+    """Open a round and let ``submitters`` commit to and disclose an update (the chain is left in the
+    disclose window); returns (round id, RoundInfo)."""
     rounds = fed.deployment.rounds
     r = rounds.open_round(fed.members[0])
-    for i in submitters:
-        rounds.submit_update(fed.members[i], r, cid(f"u{r}-{i}"), 100 + i)
+    commit_and_disclose(fed.deployment, [(fed.members[i], UpdateDisclosure(r, cid(f"u{r}-{i}"), 100 + i)) for i in submitters])
     return r, rounds.round(r)
+
+
+def submit(fed, member, r, cid_, n_samples, meta=None):
+    """Commit to one update in the submit window, mine to the disclose window and disclose it."""
+    ((_, submitted),) = commit_and_disclose(fed.deployment, [(member, UpdateDisclosure(r, cid_, n_samples, meta))])
+    return submitted
 
 
 def to_phase(fed, r, phase: Phase):
     info = fed.deployment.rounds.round(r)
     target = {
-        Phase.COMMIT: info.submit_end + 1,
+        Phase.DISCLOSE: info.submit_end + 1,
+        Phase.COMMIT: info.disclose_end + 1,
         Phase.REVEAL: info.commit_end + 1,
         Phase.FINALIZABLE: info.reveal_end + 1,
     }[phase]
@@ -56,7 +64,7 @@ def vote_all(fed, r, votes, voters=(0, 1, 2, 3)):
 def test_a_round_passes_through_every_phase_and_completes_on_k_matching_confirmations(fed):
     rounds = fed.deployment.rounds
     r, info = open_with_updates(fed)
-    assert info.phase is Phase.SUBMIT and info.update_count == 4 and info.base_cid is None
+    assert info.phase is Phase.DISCLOSE and info.update_count == 4 and info.base_cid is None
     vote_all(fed, r, lambda v, u: (True, 40_000))
     result = rounds.finalize(fed.members[0], r)
     assert result.accepted_ids == (0, 1, 2, 3)
@@ -77,7 +85,7 @@ def test_update_cids_and_sample_counts_are_recorded_exactly(fed):
     r = rounds.open_round(fed.members[0])
     c = cid("exact")
     meta = cid("meta")
-    rounds.submit_update(fed.members[1], r, c, 4242, meta)
+    submit(fed, fed.members[1], r, c, 4242, meta)
     assert rounds.update(r, 0).cid == c
     assert rounds.update(r, 0).submitter == fed.members[1].address
     (event,) = rounds.events("UpdateSubmitted", round=r)
@@ -89,8 +97,10 @@ def test_submitted_updates_read_the_events_as_typed_values_with_sample_counts_pe
     rounds = fed.deployment.rounds
     r = rounds.open_round(fed.members[0])
     meta = cid("meta")
-    rounds.submit_update(fed.members[1], r, cid("first"), 4242, meta)
-    rounds.submit_update(fed.members[2], r, cid("second"), 7)
+    commit_and_disclose(
+        fed.deployment,
+        [(fed.members[1], UpdateDisclosure(r, cid("first"), 4242, meta)), (fed.members[2], UpdateDisclosure(r, cid("second"), 7))],
+    )
     first, second = rounds.submitted_updates(r, fed.deployment.record.block)
     assert (first.round, first.update_id, first.submitter) == (r, 0, fed.members[1].address)
     assert (first.cid, first.n_samples, first.meta_cid) == (cid("first"), 4242, meta)
@@ -110,68 +120,141 @@ def test_committed_voters_lists_the_members_that_committed_in_the_round(fed):
 def test_round_structs_are_decoded_by_their_abi_field_names(fed):
     rounds, params = fed.deployment.rounds, fed.deployment.params
     r, info = open_with_updates(fed, submitters=(0,))
-    assert info.commit_end - info.submit_end == params.commit_window
+    assert info.disclose_end - info.submit_end == params.disclose_window
+    assert info.commit_end - info.disclose_end == params.commit_window
     assert info.reveal_end - info.commit_end == params.reveal_window
     assert (info.quorum_bps, info.confirmations, info.max_updates) == (params.quorum_bps, params.confirmations, params.max_updates)
     assert (info.submit_reward, info.voter_reward, info.reward_bound) == (params.submit_reward, params.voter_reward, params.reward_bound)
     assert (info.update_count, info.revealed_count, info.requested, info.granted) == (1, 0, 0, 0)
     p = rounds.params()
-    assert (p.submit_window, p.confirm_window, p.max_updates) == (params.submit_window, params.confirm_window, params.max_updates)
+    assert (p.submit_window, p.disclose_window, p.confirm_window) == (params.submit_window, params.disclose_window, params.confirm_window)
 
 
 # ------------------------------------------------------------------ revert paths
 
 
-def test_submitting_twice_in_a_round_reverts_AlreadySubmitted(fed):
-    r, _ = open_with_updates(fed, submitters=(1,))
+def test_committing_twice_in_a_round_reverts_AlreadySubmitted(fed):
+    rounds = fed.deployment.rounds
+    r = rounds.open_round(fed.members[0])
+    rounds.commit_update(fed.members[1], UpdateDisclosure(r, cid("first"), 1))
     with pytest.raises(reverts.AlreadySubmitted) as e:
-        fed.deployment.rounds.submit_update(fed.members[1], r, cid("again"), 1)
+        rounds.commit_update(fed.members[1], UpdateDisclosure(r, cid("again"), 1))
     assert "one update per round" in str(e.value)
     assert isinstance(e.value, ContractRevert) and e.value.error == "AlreadySubmitted"
 
 
+def test_disclosing_twice_reverts_AlreadySubmitted(fed):
+    rounds = fed.deployment.rounds
+    r = rounds.open_round(fed.members[0])
+    ((_, first),) = commit_and_disclose(fed.deployment, [(fed.members[1], d := UpdateDisclosure(r, cid("once"), 3))])
+    with pytest.raises(reverts.AlreadySubmitted):
+        rounds.submit_update(fed.members[1], d)
+    assert [u.update_id for u in rounds.updates(r)] == [first.update_id]
+
+
 def test_without_preflight_a_revert_is_still_raised_typed_from_the_mined_receipt(fed):
-    r, _ = open_with_updates(fed, submitters=(1,))
+    rounds = fed.deployment.rounds
+    r = rounds.open_round(fed.members[0])
+    rounds.commit_update(fed.members[1], UpdateDisclosure(r, cid("first"), 1))
     block = fed.chain.block_number
     fed.chain.preflight = False
     try:
         with pytest.raises(reverts.AlreadySubmitted):
-            fed.deployment.rounds.submit_update(fed.members[1], r, cid("again"), 1)
+            rounds.commit_update(fed.members[1], UpdateDisclosure(r, cid("again"), 1))
     finally:
         fed.chain.preflight = True
     assert fed.chain.block_number == block + 1, "the failed transaction was mined, not stopped before sending"
-    assert len(fed.deployment.rounds.updates(r)) == 1
+    assert rounds.round(r).update_count == 1
 
 
-def test_submitting_after_the_submit_window_reverts_WrongPhase(fed):
-    r, _ = open_with_updates(fed, submitters=())
+def test_committing_after_the_submit_window_or_disclosing_outside_the_disclose_window_reverts_WrongPhase(fed):
+    rounds = fed.deployment.rounds
+    r = rounds.open_round(fed.members[0])
+    early = UpdateDisclosure(r, cid("early"), 1)
+    rounds.commit_update(fed.members[1], early)
+    with pytest.raises(reverts.WrongPhase):
+        rounds.submit_update(fed.members[1], early)  # still the submit window: nothing may be disclosed yet
+    to_phase(fed, r, Phase.DISCLOSE)
+    with pytest.raises(reverts.WrongPhase):
+        rounds.commit_update(fed.members[0], UpdateDisclosure(r, cid("late"), 1))
     to_phase(fed, r, Phase.COMMIT)
     with pytest.raises(reverts.WrongPhase):
-        fed.deployment.rounds.submit_update(fed.members[0], r, cid("late"), 1)
+        rounds.submit_update(fed.members[1], early)
 
 
-def test_submitting_to_a_round_that_was_never_opened_reverts_UnknownRound(fed):
+def test_a_disclosure_must_match_the_commitment_exactly(fed):
+    rounds = fed.deployment.rounds
+    r = rounds.open_round(fed.members[0])
+    committed = UpdateDisclosure(r, cid("mine"), 10, cid("meta"))
+    rounds.commit_update(fed.members[1], committed)
+    to_phase(fed, r, Phase.DISCLOSE)
+    for other in (
+        UpdateDisclosure(r, cid("someone else's"), 10, cid("meta"), committed.salt),  # another CID
+        UpdateDisclosure(r, committed.cid, 11, cid("meta"), committed.salt),  # another sample count
+        UpdateDisclosure(r, committed.cid, 10, None, committed.salt),  # another metadata CID
+        UpdateDisclosure(r, committed.cid, 10, cid("meta")),  # another salt
+    ):
+        with pytest.raises(reverts.RevealMismatch):
+            rounds.submit_update(fed.members[1], other)
+    with pytest.raises(reverts.NoCommitment):
+        rounds.submit_update(fed.members[2], UpdateDisclosure(r, committed.cid, 10, cid("meta"), committed.salt))  # no commitment
+    assert rounds.update(r, 0) is None and rounds.updates(r) == []  # committed, not disclosed: no CID
+    rounds.submit_update(fed.members[1], committed)
+    assert rounds.update(r, 0).cid == committed.cid and rounds.update(r, 0).submitter == fed.members[1].address
+
+
+def test_an_undisclosed_update_cannot_be_voted_on_and_is_never_accepted(fed):
+    rounds = fed.deployment.rounds
+    r = rounds.open_round(fed.members[0])
+    rounds.commit_update(fed.members[3], UpdateDisclosure(r, cid("withheld"), 5))  # id 0, never disclosed
+    commit_and_disclose(fed.deployment, [(fed.members[i], UpdateDisclosure(r, cid(f"shown {i}"), 5)) for i in (1, 2)])
+    assert [u.update_id for u in rounds.updates(r)] == [1, 2] and rounds.round(r).update_count == 3
+    to_phase(fed, r, Phase.COMMIT)
+    bad = Ballot.of({0: (True, 1), 1: (True, 1)})
+    rounds.commit_votes(fed.members[0], r, bad)
+    good = {i: Ballot.of({u: (True, 40_000) for u in (1, 2) if u != i}) for i in (1, 2)}
+    for i, b in good.items():
+        rounds.commit_votes(fed.members[i], r, b)
+    to_phase(fed, r, Phase.REVEAL)
+    with pytest.raises(reverts.NotDisclosed):
+        rounds.reveal_votes(fed.members[0], r, bad)
+    for i, b in good.items():
+        rounds.reveal_votes(fed.members[i], r, b)
+    to_phase(fed, r, Phase.FINALIZABLE)
+    assert rounds.finalize(fed.members[0], r).accepted_ids == (1, 2)
+
+
+def test_committing_to_a_round_that_was_never_opened_reverts_UnknownRound(fed):
     with pytest.raises(reverts.UnknownRound):
-        fed.deployment.rounds.submit_update(fed.members[0], 99, cid("x"), 1)
+        fed.deployment.rounds.commit_update(fed.members[0], UpdateDisclosure(99, cid("x"), 1))
 
 
-def test_a_non_member_cannot_open_submit_or_vote(fed):
+def test_a_non_member_cannot_open_commit_disclose_or_vote(fed):
     outsider = fed.chain.new_account()
     with pytest.raises(reverts.NotActiveMember):
         fed.deployment.rounds.open_round(outsider)
     r, _ = open_with_updates(fed, submitters=())
     with pytest.raises(reverts.NotActiveMember):
-        fed.deployment.rounds.submit_update(outsider, r, cid("x"), 1)
+        fed.deployment.rounds.submit_update(outsider, UpdateDisclosure(r, cid("x"), 1))
 
 
-def test_zero_samples_and_malformed_cids_are_refused(fed):
-    r, _ = open_with_updates(fed, submitters=())
+def test_an_empty_commitment_zero_samples_and_malformed_cids_are_refused(fed):
+    rounds = fed.deployment.rounds
+    r = rounds.open_round(fed.members[0])
+    with pytest.raises(reverts.EmptyCommitment):
+        fed.chain.transact(rounds.contract.functions.commitUpdate(r, b"\x00" * 32), fed.members[0])
+    with pytest.raises(reverts.NotActiveMember):
+        rounds.commit_update(fed.chain.new_account(), UpdateDisclosure(r, cid("x"), 1))
+    zero, bad_cid = UpdateDisclosure(r, cid("x"), 0), UpdateDisclosure(r, cid("y"), 1)
+    rounds.commit_update(fed.members[0], zero)
+    rounds.commit_update(fed.members[1], bad_cid)
+    to_phase(fed, r, Phase.DISCLOSE)
     with pytest.raises(reverts.ZeroSamples):
-        fed.deployment.rounds.submit_update(fed.members[0], r, cid("x"), 0)
-    bad = bytearray(cid_to_bytes(cid("x")))
+        rounds.submit_update(fed.members[0], zero)
+    bad = bytearray(cid_to_bytes(bad_cid.cid))
     bad[2] = 0x13  # sha2-512 code with a 32-byte length: not a sha2-256 CID
     with pytest.raises(reverts.InvalidCid):
-        fed.chain.transact(fed.deployment.rounds.contract.functions.submitUpdate(r, bytes(bad), 1, b""), fed.members[0])
+        fed.chain.transact(rounds.contract.functions.submitUpdate(r, bytes(bad), 1, b"", bad_cid.salt), fed.members[1])
 
 
 def test_opening_a_round_while_the_previous_one_runs_reverts(fed):

@@ -37,7 +37,7 @@ from eth_utils import keccak
 from codecoop.chain import reverts
 from codecoop.chain.backend import EMBEDDED_GAS, Chain, connect
 from codecoop.chain.cid import cid_to_bytes
-from codecoop.chain.clients import Ballot, MembersClient, Phase, RoundsClient
+from codecoop.chain.clients import Ballot, MembersClient, Phase, RoundsClient, UpdateDisclosure
 from codecoop.chain.compile import SETTINGS, Artifact, compile_contracts, contracts_dir, node_modules, solc_launcher
 from codecoop.chain.deployment import deploy, raw_cid
 from codecoop.chain.devtools import DevFederation
@@ -122,6 +122,7 @@ class World:
     applicant: LocalAccount
     stages: dict[str, Any] = field(default_factory=dict)
     ballot: Ballot | None = None
+    disclosure: UpdateDisclosure | None = None  # the member's committed update of round 2
     round1: int = 0
     round2: int = 0
     proposal: tuple[list[tuple[str, bytes]], str] = ([], "")
@@ -172,10 +173,16 @@ def world() -> World:
     rounds = d.rounds
     w.round2 = rounds.open_round(w.member)
     w.stages["submit"] = chain.snapshot()
+    disclosures = [UpdateDisclosure(w.round2, raw_cid(f"matrix update {i}".encode()), 10 + i) for i in range(4)]
     for i in range(4):
-        rounds.submit_update(m[i], w.round2, raw_cid(f"matrix update {i}".encode()), 10 + i)
+        rounds.commit_update(m[i], disclosures[i])
+    w.disclosure = disclosures[0]
     info = rounds.round(w.round2)
     chain.mine_to(info.submit_end + 1)
+    w.stages["disclose"] = chain.snapshot()
+    for i in range(4):
+        rounds.submit_update(m[i], disclosures[i])
+    chain.mine_to(info.disclose_end + 1)
     w.stages["commit"] = chain.snapshot()
     ballots = {i: Ballot.of({u: (True, 40_000) for u in range(4) if u != i}) for i in range(4)}
     for i in range(4):
@@ -314,8 +321,12 @@ MATRIX: dict[str, dict[str, Entry]] = {
     },
     "RoundManager": {
         "openRound()": only(("member",), "NotActiveMember"),
-        "submitUpdate(uint256,bytes,uint256,bytes)": only(
-            ("member",), "NotActiveMember", "submit", lambda w, c: (w.round2, _cid(w, "new update"), 5, b"")
+        "commitUpdate(uint256,bytes32)": only(("member",), "NotActiveMember", "submit", lambda w, c: (w.round2, b"\x05" * 32)),
+        "submitUpdate(uint256,bytes,uint256,bytes,bytes32)": only(
+            ("member",),
+            "NotActiveMember",
+            "disclose",
+            lambda w, c: (w.round2, cid_to_bytes(w.disclosure.cid), w.disclosure.n_samples, b"", w.disclosure.salt),
         ),
         "commitVotes(uint256,bytes32)": only(("member",), "NotActiveMember", "commit", lambda w, c: (w.round2, b"\x07" * 32)),
         "revealVotes(uint256,uint16[],bool[],int64[],bytes32)": only(
@@ -328,7 +339,7 @@ MATRIX: dict[str, dict[str, Entry]] = {
         "confirmAggregate(uint256,bytes)": only(("member",), "NotActiveMember", "confirm", lambda w, c: (w.round2, _cid(w, "agg"))),
         # Rewards earned before a suspension stay claimable (docs/CONTRACTS.md).
         "claim(uint256)": only(("member", "suspended"), "NothingToClaim", args=lambda w, c: (w.round1,)),
-        "setWindows(uint32,uint32,uint32,uint32)": governance(lambda w, c: (20, 15, 15, 15)),
+        "setWindows(uint32,uint32,uint32,uint32,uint32)": governance(lambda w, c: (20, 15, 15, 15, 15)),
         "setQuorum(uint16)": governance(lambda w, c: (5000,)),
         "setConfirmations(uint16)": governance(lambda w, c: (2,)),
         "setMaxUpdates(uint16)": governance(lambda w, c: (112,)),
@@ -565,7 +576,7 @@ def _hostile() -> Hostile:
     chain.transact(token.functions.setHook(attacker.address), admin)
     registry = create(chain, admin, "", admin.address, token.address, 0, artifact=suite["MemberRegistry"])
     p = PARAMS
-    window = (p.submit_window, p.commit_window, p.reveal_window, p.confirm_window)
+    window = (p.submit_window, p.disclose_window, p.commit_window, p.reveal_window, p.confirm_window)
     rm = create(
         chain, admin, "", admin.address, token.address, registry.address,
         (*window, p.quorum_bps, p.confirmations, p.max_updates, p.reward_bound, p.submit_reward, p.voter_reward), "fedavg",
@@ -596,14 +607,20 @@ def _round_with_attacker(h: Hostile) -> int:
     _join_attacker(h)
     rounds, who = h.rounds, [*h.eoas, None]
     r = rounds.open_round(h.eoas[0])
-    for i, e in enumerate(who):
-        cid = raw_cid(f"hostile {i}".encode())
+    disclosures = [UpdateDisclosure(r, raw_cid(f"hostile {i}".encode()), 10) for i in range(len(who))]
+    for d, e in zip(disclosures, who):
         if e is None:
-            h.act(rounds, "submitUpdate", r, cid_to_bytes(cid), 10, b"")
+            h.act(rounds, "commitUpdate", r, d.commitment(h.attacker.address))
         else:
-            rounds.submit_update(e, r, cid, 10)
+            rounds.commit_update(e, d)
     info = rounds.round(r)
     h.chain.mine_to(info.submit_end + 1)
+    for d, e in zip(disclosures, who):
+        if e is None:
+            h.act(rounds, "submitUpdate", r, cid_to_bytes(d.cid), d.n_samples, b"", d.salt)
+        else:
+            rounds.submit_update(e, d)
+    h.chain.mine_to(info.disclose_end + 1)
     ballots = [Ballot.of({u: (True, 40_000) for u in range(4) if u != i}) for i in range(4)]
     for i, e in enumerate(who):
         if e is None:

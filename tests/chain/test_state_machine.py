@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from codecoop.chain import reverts
-from codecoop.chain.clients import Ballot, Phase
+from codecoop.chain.clients import Ballot, Phase, UpdateDisclosure
 from codecoop.chain.deployment import raw_cid
 from codecoop.chain.devtools import DevFederation
 from codecoop.chain.params import FederationParams
@@ -20,6 +20,7 @@ from codecoop.errors import ContractRevert
 
 PARAMS = FederationParams(
     submit_window=25,
+    disclose_window=20,
     commit_window=20,
     reveal_window=20,
     confirm_window=25,
@@ -50,6 +51,7 @@ class Protocol(RuleBasedStateMachine):
         self.members = list(self.fed.members)
         self.outsiders = list(self.fed.outsiders)
         self.ballots: dict[tuple[int, str], Ballot] = {}
+        self.disclosures: dict[tuple[int, str], UpdateDisclosure] = {}
 
     def teardown(self):
         if hasattr(self, "snapshot"):
@@ -87,12 +89,20 @@ class Protocol(RuleBasedStateMachine):
     def submit(self, i, n):
         r, phase = self.current()
         m = self.members[i % len(self.members)]
-        self.attempt(
-            lambda: self.deployment.rounds.submit_update(m, r, raw_cid(f"{r}-{m.address}".encode()), n),
-            "AlreadySubmitted",
-            "WrongPhase",
-            "UnknownRound",
-        )
+        disclosure = UpdateDisclosure(r, raw_cid(f"{r}-{m.address}".encode()), n)
+        if (
+            self.attempt(lambda: self.deployment.rounds.commit_update(m, disclosure), "AlreadySubmitted", "WrongPhase", "UnknownRound")
+            is not None
+        ):
+            self.disclosures[(r, m.address)] = disclosure
+
+    @rule(i=st.integers(0, 5))
+    def disclose(self, i):
+        r, _ = self.current()
+        m = self.members[i % len(self.members)]
+        disclosure = self.disclosures.get((r, m.address))
+        if disclosure is not None:
+            self.attempt(lambda: self.deployment.rounds.submit_update(m, disclosure), "AlreadySubmitted", "WrongPhase")
 
     @rule(i=st.integers(0, 2))
     def outsider_submits(self, i):
@@ -100,7 +110,7 @@ class Protocol(RuleBasedStateMachine):
         if not self.outsiders:
             return
         with pytest.raises(reverts.NotActiveMember):
-            self.deployment.rounds.submit_update(self.outsiders[i % len(self.outsiders)], r, raw_cid(b"x"), 1)
+            self.deployment.rounds.commit_update(self.outsiders[i % len(self.outsiders)], UpdateDisclosure(r, raw_cid(b"x"), 1))
 
     @rule(i=st.integers(0, 5), data=st.data())
     def commit(self, i, data):
@@ -127,7 +137,9 @@ class Protocol(RuleBasedStateMachine):
         ballot = self.ballots.get((r, m.address))
         if ballot is None:
             return
-        result = self.attempt(lambda: self.deployment.rounds.reveal_votes(m, r, ballot), "AlreadyRevealed", "WrongPhase", "SelfVote")
+        result = self.attempt(
+            lambda: self.deployment.rounds.reveal_votes(m, r, ballot), "AlreadyRevealed", "WrongPhase", "SelfVote", "NotDisclosed"
+        )
         if result is not None:
             try:
                 self.deployment.rounds.reveal_votes(m, r, ballot)
@@ -186,6 +198,11 @@ class Protocol(RuleBasedStateMachine):
                 if data.draw(st.booleans()):
                     self.submit(i, data.draw(st.integers(1, 5000)))
             self.chain.mine_to(info.submit_end + 1)
+        elif phase is Phase.DISCLOSE:
+            for i in range(len(self.members)):
+                if data.draw(st.integers(0, 9)) > 0:  # now and then a committed update is never disclosed
+                    self.disclose(i)
+            self.chain.mine_to(info.disclose_end + 1)
         elif phase is Phase.COMMIT:
             for i in range(len(self.members)):
                 self.commit(i, data)

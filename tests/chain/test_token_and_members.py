@@ -81,7 +81,7 @@ def test_a_member_updates_its_own_endpoint(fed):
         ("members", "suspend", ["0x" + "11" * 20]),
         ("members", "setAdmission", [1]),
         ("rounds", "setQuorum", [6000]),
-        ("rounds", "setWindows", [5, 5, 5, 5]),
+        ("rounds", "setWindows", [5, 5, 5, 5, 5]),
         ("rounds", "setAggregationStrategy", ["fedmedian"]),
         ("token", "setTransfersEnabled", [True]),
         ("token", "setEpochCap", [1]),

@@ -123,6 +123,7 @@ def _config(tmp_path: Path, **kw):
         # generous windows (a killed node restarts within them, on a loaded machine too); wait_round(expect=...)
         # ends each early once every member expected has acted in it
         submit_window=400,
+        disclose_window=300,
         commit_window=300,
         reveal_window=300,
         confirm_window=400,

@@ -106,8 +106,17 @@ def _refused_by_screening(attack: str, words: tuple[str, ...]) -> None:
 
 
 @pytest.mark.slow
-def test_a_plagiarised_update_is_rejected_as_a_copy_of_the_earlier_one():
-    _refused_by_screening("plagiarist", ("a copy", "resubmits"))
+def test_a_plagiarist_finds_nothing_to_copy_while_commitments_are_open_and_submits_nothing():
+    # the commit-reveal of submissions: no update is disclosed before the submit window closes
+    # (tests/sim/test_front_running.py has one that watches every transaction); copies of a disclosed
+    # update are refused by screening (tests/node/test_screening.py)
+    sim, outcome, votes = _attacked("plagiarist", forced=True)
+    try:
+        assert outcome.attacks == {"org-3": "plagiarist"} and outcome.poisoned_submitted == 0 and votes == {}
+        assert outcome.honest_accepted == outcome.honest_submitted == 3
+        assert outcome.attacker_tokens <= outcome.honest_tokens
+    finally:
+        sim.close()
 
 
 @pytest.mark.slow

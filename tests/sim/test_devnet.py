@@ -28,7 +28,7 @@ def test_three_node_processes_with_separate_stores_fetch_every_peer_update_over_
     rounds = 2
     cfg = DevnetConfig(
         orgs=3, rounds=rounds, steps=4, workdir=str(tmp_path), node_overrides=ACCEPT_EVERY_UPDATE, **_free_ports(3),
-        submit_window=200, commit_window=120, reveal_window=120, confirm_window=150, timeout_s=1500.0,
+        submit_window=200, disclose_window=150, commit_window=120, reveal_window=120, confirm_window=150, timeout_s=1500.0,
     )  # fmt: skip
     result = run_devnet(cfg, log=print)
     assert result.rounds_completed == rounds and all(c.startswith("bafk") for c in result.global_cids)
@@ -84,7 +84,7 @@ def test_an_organisation_cut_off_for_a_round_misses_it_then_catches_up_with_no_d
         pytest.skip(f"needs network namespaces: {why}")
     cfg = DevnetConfig(
         orgs=3, steps=4, workdir=str(tmp_path), namespaces="on", node_overrides=ACCEPT_EVERY_UPDATE, **_free_ports(3),
-        submit_window=200, commit_window=120, reveal_window=120, confirm_window=150, timeout_s=1500.0,
+        submit_window=200, disclose_window=150, commit_window=120, reveal_window=120, confirm_window=150, timeout_s=1500.0,
     )  # fmt: skip
     with Devnet(cfg, log=print) as net:
         assert net.network_mode.startswith("network namespaces")
@@ -127,7 +127,7 @@ def test_a_submitter_killed_after_registering_and_a_member_admitted_at_round_2_d
 
     cfg = DevnetConfig(
         orgs=4, steps=4, workdir=str(tmp_path), node_overrides=ACCEPT_EVERY_UPDATE, **_free_ports(4),
-        submit_window=200, commit_window=120, reveal_window=120, confirm_window=150, timeout_s=1500.0,
+        submit_window=200, disclose_window=150, commit_window=120, reveal_window=120, confirm_window=150, timeout_s=1500.0,
     )  # fmt: skip
     with Devnet(cfg, log=print) as net:
         for i in range(3):  # org-3 is not a member yet

@@ -12,7 +12,9 @@ from codecoop.sim import Hooks, SimConfig, Simulation
 
 pytestmark = pytest.mark.slow
 
-EVERY_PHASE = [p.name for p in (Phase.SUBMIT, Phase.COMMIT, Phase.REVEAL, Phase.FINALIZABLE, Phase.CONFIRM, Phase.COMPLETED)]
+EVERY_PHASE = [
+    p.name for p in (Phase.SUBMIT, Phase.DISCLOSE, Phase.COMMIT, Phase.REVEAL, Phase.FINALIZABLE, Phase.CONFIRM, Phase.COMPLETED)
+]
 
 
 @pytest.fixture(scope="module")
