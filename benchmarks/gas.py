@@ -72,7 +72,7 @@ def run_sizes(sizes: list[int], rounds: int) -> dict[int, dict[str, int]]:
             n,
             FederationParams(
                 submit_window=max(30, w), disclose_window=max(20, w), commit_window=max(20, w), reveal_window=max(20, w),
-                confirm_window=max(30, w), epoch_length=10**9, epoch_cap=10**12 * TOKEN_UNIT, member_epoch_cap=10**12 * TOKEN_UNIT,
+                confirm_window=max(30, w), epoch_length=10**9, epoch_cap=10**9 * TOKEN_UNIT, member_epoch_cap=10**9 * TOKEN_UNIT,
             ),
         )  # fmt: skip
         for _ in range(rounds):

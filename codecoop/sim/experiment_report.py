@@ -70,13 +70,16 @@ def _finding_a(result: ExperimentResult) -> dict[str, Any]:
             "best_single": min(singles.values()) if singles else None,
             "federated": rows,
         }
+    # a partition where training made every model worse than the base cannot show (a) either way
+    unreadable = sorted(p for p, d in per.items() if d["every_trained_model_worse_than_base"])
     return {
         "close_threshold": CLOSE,
         "partitions": per,
         "federated_runs": total,
         "close_to_centralized": close,
         "better_than_every_single": beats,
-        "reproduced": bool(total) and close == total and beats == total,
+        "unreadable_partitions": unreadable,
+        "reproduced": bool(total) and close == total and beats == total and not unreadable,
     }
 
 
@@ -382,9 +385,15 @@ def _findings_text(f: dict[str, Any], n: int) -> list[str]:
     out = []
     a = f["a"]
     if a.get("federated_runs"):
+        unreadable = a.get("unreadable_partitions", [])
+        verdict = (
+            f"**not readable** (every trained model is worse than the base in: {', '.join(unreadable)})"
+            if unreadable
+            else _yes(a["reproduced"])
+        )
         out.append(
             f"- (a) federated close to centralized (perplexity within {a['close_threshold']:.0%}) and better than each "
-            f"organisation alone: {_yes(a['reproduced'])}. {a['close_to_centralized']}/{a['federated_runs']} federated runs "
+            f"organisation alone: {verdict}. {a['close_to_centralized']}/{a['federated_runs']} federated runs "
             f"are close to centralized; {a['better_than_every_single']}/{a['federated_runs']} beat every single-client model."
         )
         for p, d in a["partitions"].items():

@@ -258,3 +258,18 @@ def test_the_cli_rejects_a_non_number_as_a_usage_error(tmp_path, capsys):
     code = main(["experiment", "--rounds", "many", "--out", str(tmp_path / "x")])
     assert code == 2
     assert "many" in capsys.readouterr().err
+
+
+def test_finding_a_is_not_readable_when_every_trained_model_is_worse_than_the_base(experiment):
+    from codecoop.sim.experiment_report import _findings_text, findings
+
+    result, _ = experiment
+    base = result.run("uniform", "base").validation.perplexity
+
+    def worse(r):
+        return r if r.setting == "base" else replace(r, validation=replace(r.validation, perplexity=2 * base))
+
+    a = findings(replace(result, runs=[worse(r) for r in result.runs]))["a"]
+    assert a["unreadable_partitions"] == ["uniform"] and a["reproduced"] is False
+    text = "\n".join(_findings_text({"a": a, "b": {}, "c": {}, "d": {}}, ORGS))
+    assert "**not readable** (every trained model is worse than the base in: uniform)" in text
