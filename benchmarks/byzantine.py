@@ -138,6 +138,8 @@ def run(orgs: int, k: int, attack: str | None, *, rounds: int, steps: int, eval_
             "steps": steps,
             "poisoned_submitted": out.poisoned_submitted,
             "poisoned_accepted": out.poisoned_accepted,
+            "unchanged_submitted": out.unchanged_submitted,
+            "unchanged_accepted": out.unchanged_accepted,
             "honest_submitted": out.honest_submitted,
             "honest_accepted": out.honest_accepted,
             "initial_loss": report.initial_loss,
@@ -175,7 +177,12 @@ def _row(r: dict[str, Any]) -> list[Any]:
         f"{r['attackers']}/{r['orgs']}",
         r["rounds"],
         r["attack"],
-        f"{r['poisoned_accepted']}/{r['poisoned_submitted']}" if poisons or r["attack"] == "none" else "- (honest work)",
+        (
+            f"{r['poisoned_accepted']}/{r['poisoned_submitted']}"
+            + (f" (+{r['unchanged_accepted']}/{r['unchanged_submitted']} unchanged)" if r.get("unchanged_submitted") else "")
+        )
+        if poisons or r["attack"] == "none"
+        else "- (honest work)",
         f"{r['honest_accepted']}/{r['honest_submitted']}",
         f"{r['final_loss']:.4f}",
         f"{r['loss_vs_honest_only']:+.4f}" if "loss_vs_honest_only" in r else "-",
@@ -242,6 +249,13 @@ def docs_block(data: dict[str, Any]) -> str:
                 f"final loss {effect:+.4f} against honest-only ({verdict}), {r['attacker_tokens']:.1f} tokens per attacker "
                 f"against {r['honest_tokens']:.1f} per honest member."
             )
+    if any(r.get("unchanged_submitted") for r in runs):
+        lines += [
+            "",
+            '"unchanged": an attacker that had nothing to build its attack from when it had to commit (no cabal '
+            "member's update, nothing disclosed, no earlier round) submitted its honest update unchanged; those "
+            "updates are counted apart from the poisoned ones.",
+        ]
     richer = [r for r in attacked if r["attacker_tokens"] >= r["honest_tokens"]]
     lines += [
         "",

@@ -382,7 +382,8 @@ class CohortAttack(AttackTrainer):
     the cabal (none while commitments are open: the commit-reveal of submissions), and when these
     are fewer than ``min_cohort``, the previous round's disclosed updates (public, and relative to
     that round's base). With too few still, an attacker that trained submits its honest update; one
-    that did not waits (``None``) and so submits nothing in a commit-reveal round."""
+    that did not waits (``None``) and so submits nothing in a commit-reveal round. The rounds in which
+    it submitted its honest update unchanged are ``honest_rounds`` (counted as honest work, not poison)."""
 
     uses_own = True
     min_cohort = 2
@@ -390,6 +391,7 @@ class CohortAttack(AttackTrainer):
     def __init__(self, member: Member, *, seed: int, cabal: Cabal | None = None):
         super().__init__(member, seed=seed, cabal=cabal)
         self._own: dict[int, Any] = {}
+        self.honest_rounds: set[int] = set()
 
     def _disclosed(self, round_id: int, names: Sequence[str], base: Any) -> list[Any]:
         """The changes of the round's disclosed updates of members outside the cabal."""
@@ -433,6 +435,7 @@ class CohortAttack(AttackTrainer):
         if len(cohort) < self.min_cohort:
             if not self.uses_own:
                 return None
+            self.honest_rounds.add(info.round)
             return self._store(like, like.tensors)  # nothing to build the attack from: the honest update
         change = self.change(info, cohort, flat_base)
         return self._store(like, {n: base[n] + d for n, d in _unflat(change, base, names).items()})
@@ -630,6 +633,9 @@ class ByzantineOutcome:
         Organisation name -> attack, for the attackers.
     poisoned_submitted, poisoned_accepted:
         Updates of poisoning attackers registered, and accepted, over all rounds.
+    unchanged_submitted, unchanged_accepted:
+        Updates of poisoning attackers that had nothing to build their attack from and submitted
+        their honest update unchanged (``CohortAttack.honest_rounds``): not counted as poison.
     honest_submitted, honest_accepted:
         The same for honest organisations' updates (a liar's own update counts as honest work).
     tokens:
@@ -646,6 +652,8 @@ class ByzantineOutcome:
     tokens: dict[str, float]
     attacker_tokens: float
     honest_tokens: float
+    unchanged_submitted: int = 0
+    unchanged_accepted: int = 0
 
     @property
     def attackers_earn_less(self) -> bool:
@@ -658,16 +666,17 @@ def byzantine_outcome(sim: Any) -> ByzantineOutcome:
     assigned = assign_attacks(parse_byzantine(sim.config.byzantine, n), n)
     attacks = {o.name: attack for o, attack in zip(sim.orgs, assigned) if attack is not None}
     by_address = {o.node.address: o.name for o in sim.orgs}
+    unchanged = {o.name: getattr(o.node.trainer, "honest_rounds", set()) for o in sim.orgs}
     rounds = sim.deployment.rounds
-    counts = {"ps": 0, "pa": 0, "hs": 0, "ha": 0}
+    counts = {"ps": 0, "pa": 0, "hs": 0, "ha": 0, "us": 0, "ua": 0}
     for rep in sim.report.rounds:
         accepted = set(rounds.round(rep.round).accepted_ids)
         for u in rounds.updates(rep.round):
             name = by_address.get(u.submitter, "")
-            bad = attacks.get(name) in POISONING
-            counts["ps" if bad else "hs"] += 1
+            kind = ("u" if rep.round in unchanged.get(name, ()) else "p") if attacks.get(name) in POISONING else "h"
+            counts[f"{kind}s"] += 1
             if u.update_id in accepted:
-                counts["pa" if bad else "ha"] += 1
+                counts[f"{kind}a"] += 1
     tokens = {o.name: sum(r.minted.get(o.name, 0.0) for r in sim.report.rounds) for o in sim.orgs}
     bad_tokens = [tokens[n] for n in attacks]
     good_tokens = [t for n, t in tokens.items() if n not in attacks]
@@ -680,4 +689,6 @@ def byzantine_outcome(sim: Any) -> ByzantineOutcome:
         tokens=tokens,
         attacker_tokens=sum(bad_tokens) / len(bad_tokens) if bad_tokens else 0.0,
         honest_tokens=sum(good_tokens) / len(good_tokens) if good_tokens else 0.0,
+        unchanged_submitted=counts["us"],
+        unchanged_accepted=counts["ua"],
     )

@@ -127,3 +127,26 @@ def test_min_max_and_min_sum_take_the_largest_gamma_inside_the_cohorts_spread(cl
         return sum(float((point - r).norm()) ** 2 for r in cohort) <= max(sum(float((a - b).norm()) ** 2 for b in cohort) for a in cohort)
 
     assert inside(gamma) and not inside(gamma * 1.01)
+
+
+def test_a_cohort_attack_with_nothing_to_build_from_submits_its_honest_update_unchanged_and_records_it():
+    attacker = _attacker(Alie)
+    base = types.SimpleNamespace(tensors=BASE_TENSORS)
+    honest_update = types.SimpleNamespace(tensors=_as_candidate(0, honest(0)).tensors)
+    attacker.member.global_adapter = lambda cid: base
+    attacker.member.deployment.rounds = types.SimpleNamespace(updates=lambda r: [])  # nothing disclosed yet
+    attacker._trained = lambda info: honest_update
+    stored = []
+    attacker._store = lambda like, tensors: stored.append(tensors) or ("cid", 1)
+    assert attacker.craft(types.SimpleNamespace(round=1, base_cid=None)) == ("cid", 1)
+    assert stored == [honest_update.tensors] and attacker.honest_rounds == {1}
+    # a cabal member's update makes a cohort of two: the attack is built, and the round is not marked
+    other = _attacker(Alie)
+    other.cabal = attacker.cabal
+    attacker.cabal.members.add(other.member.address)
+    other.member.global_adapter = attacker.member.global_adapter
+    other.member.deployment.rounds = attacker.member.deployment.rounds
+    other._trained = lambda info: types.SimpleNamespace(tensors=_as_candidate(0, honest(1)).tensors)
+    other._store = attacker._store
+    other.craft(types.SimpleNamespace(round=1, base_cid=None))
+    assert other.honest_rounds == set() and not torch.equal(stored[-1][NAMES[0]], honest_update.tensors[NAMES[0]])
