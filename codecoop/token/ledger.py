@@ -23,6 +23,7 @@ from codecoop.chain.cid import cid_from_bytes
 from codecoop.chain.clients import MemberStatus, UpdateSubmitted
 from codecoop.chain.deployment import Deployment
 from codecoop.chain.logs import EventDecoder, LedgerEvent, read_logs
+from codecoop.errors import IntegrityError
 from codecoop.token.rewards import Decision, RewardRules, Vote
 
 __all__ = [
@@ -62,6 +63,14 @@ def welcome_ref(member: str) -> bytes:
 def round_ref(round_id: int) -> bytes:
     """The ``ref`` of a round's reward claims: bytes32(round)."""
     return round_id.to_bytes(32, "big")
+
+
+def _required_cid(raw: bytes) -> str:
+    """:func:`_cid` of a CID the contract refuses to leave empty (an update's, a confirmation's, a release's)."""
+    cid = _cid(raw)
+    if cid is None:
+        raise IntegrityError("an event that always carries a CID carries none: the log is not this deployment's")
+    return cid
 
 
 def _cid(raw: bytes) -> str | None:
@@ -460,7 +469,7 @@ class _Folder:
     def _UpdateSubmitted(self, e: LedgerEvent) -> None:
         a = e.args
         self.l.rounds[a["round"]].updates.append(
-            UpdateRecord(a["round"], a["updateId"], a["submitter"], _cid(a["cid"]), a["nSamples"], _cid(a["metaCid"]), e.block)
+            UpdateRecord(a["round"], a["updateId"], a["submitter"], _required_cid(a["cid"]), a["nSamples"], _cid(a["metaCid"]), e.block)
         )
 
     def _VotesCommitted(self, e: LedgerEvent) -> None:
@@ -485,7 +494,7 @@ class _Folder:
 
     def _AggregateConfirmed(self, e: LedgerEvent) -> None:
         a = e.args
-        self.l.rounds[a["round"]].confirmations.append(Confirmation(a["member"], _cid(a["cid"]), a["count"], e.block))
+        self.l.rounds[a["round"]].confirmations.append(Confirmation(a["member"], _required_cid(a["cid"]), a["count"], e.block))
 
     def _RoundCompleted(self, e: LedgerEvent) -> None:
         r = self.l.rounds[e.args["round"]]
@@ -558,5 +567,5 @@ class _Folder:
     def _VersionReleased(self, e: LedgerEvent) -> None:
         a = e.args
         self.l.releases.append(
-            Release(a["id"], a["tag"], _cid(a["cid"]), a["parent"], _cid(a["metricsCid"]), a["baseModelId"], e.block, e.tx_index)
+            Release(a["id"], a["tag"], _required_cid(a["cid"]), a["parent"], _cid(a["metricsCid"]), a["baseModelId"], e.block, e.tx_index)
         )
