@@ -269,7 +269,7 @@ def two_rounds(tmp_path_factory):
     from codecoop.sim.devnet import Devnet
 
     tmp = tmp_path_factory.mktemp("faults-two-rounds")
-    cfg = _config(tmp, 1, rounds=2, confirmations=2, ipfs_orgs=(0,))
+    cfg = _config(tmp, rounds=2, confirmations=2, ipfs_orgs=(0,))
     out: dict = {"ipfs_down_s": 0.0}
     with Devnet(cfg, log=print) as net:
         lag = LaggingRpc(net.url, lag_s=6.0)
