@@ -585,8 +585,10 @@ class RoundsClient(ContractClient):
         found = (self.update(round_id, i) for i in range(self._read("getRound", round_id)["updateCount"]))
         return [u for u in found if u is not None]
 
-    def submitted_updates(self, round_id: int, from_block: int = 0, *, submitter: str | None = None) -> list[UpdateSubmitted]:
-        """The round's ``UpdateSubmitted`` events since ``from_block`` (a deployment's block), oldest first."""
+    def submitted_updates(
+        self, round_id: int, from_block: int = 0, *, submitter: str | None = None, to_block: int | str = "latest"
+    ) -> list[UpdateSubmitted]:
+        """The round's ``UpdateSubmitted`` events from ``from_block`` (a deployment's block) to ``to_block``, oldest first."""
         filters = {"round": round_id} if submitter is None else {"round": round_id, "submitter": submitter}
         return [
             UpdateSubmitted(
@@ -598,7 +600,7 @@ class RoundsClient(ContractClient):
                 meta_cid=_opt_cid(e.args["metaCid"]),
                 block=e.block,
             )
-            for e in self.events("UpdateSubmitted", from_block, **filters)
+            for e in self.events("UpdateSubmitted", from_block, to_block, **filters)
         ]
 
     def sample_counts(self, round_id: int, from_block: int = 0) -> dict[int, int]:

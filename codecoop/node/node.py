@@ -133,8 +133,14 @@ def _hex(h: str) -> str:
 
 #: With fewer blocks than this left in the submit window, an update is registered without waiting for copies.
 _CLOSING_BLOCKS = 5
-#: Failed fetches of one offered object before a node stops asking for it (registered updates are always retried).
-_OFFER_TRIES = 3
+#: Failed fetches of one offered object before a node stops asking for it (registered updates are always retried);
+#: the pause before the next try doubles from 1 s up to ``_OFFER_RETRY_MAX_S``, so the tries span about a minute
+#: (``node.replica_wait``'s default): a peer busy serving every member at the window's start is asked again.
+_OFFER_TRIES = 8
+_OFFER_RETRY_MAX_S = 16.0
+#: While its update waits for copies, a node announces the offer again this often: gossip published before a peer
+#: was connected (it joined or came back since the last dial) reaches nobody and is not repeated by the network.
+_REANNOUNCE_S = 5.0
 
 
 class Node:
@@ -161,9 +167,11 @@ class Node:
         self.trainer = parts.trainer(self.member)
         self.judge = parts.judge(self.member)
         self.aggregator = parts.aggregator(self.member)
-        self._seen_updates: dict[int, int] = {}  # round -> updates already prefetched
-        self._offered: dict[str, tuple[int, float, int]] = {}  # own update CID -> (round, offered at (monotonic), copies wanted)
-        self._offer_tries: dict[str, int] = {}  # peers' offered CIDs -> failed fetches so far
+        # round -> (first block not yet read for disclosures, disclosed CIDs not yet held -> submitter)
+        self._disclosures: dict[int, tuple[int, dict[str, str]]] = {}
+        # own update CID -> (round, offered at, last announced at (monotonic), copies wanted)
+        self._offered: dict[str, tuple[int, float, float, int]] = {}
+        self._offer_tries: dict[str, tuple[int, float]] = {}  # peers' offered CIDs -> (failed fetches, next try at)
         self._idle_status: MemberStatus | None = None  # the inactive status last reported
 
     @property
@@ -419,15 +427,20 @@ class Node:
             if wanted == 0:
                 return True
             self.transport.announce(info.round, cid)
-            self._offered[cid] = (info.round, time.monotonic(), wanted)
+            now = time.monotonic()
+            self._offered[cid] = (info.round, now, now, wanted)
             self._emit(info.round, "offered", f"offered update {cid[:20]}... to the peers; registering it once {wanted} hold a copy")
             return False
-        _, offered_at, wanted = self._offered[cid]
+        r, offered_at, announced_at, wanted = self._offered[cid]
         copies = self.transport.copies(cid)
         if copies >= wanted:
             del self._offered[cid]
             return True
-        waited = time.monotonic() - offered_at
+        now = time.monotonic()
+        if now - announced_at >= _REANNOUNCE_S:
+            self.transport.announce(r, cid)
+            self._offered[cid] = (r, offered_at, now, wanted)
+        waited = now - offered_at
         closing = info.disclose_end - self.deployment.chain.block_number <= _CLOSING_BLOCKS
         if waited >= s.replica_wait or closing:
             why = f"after {waited:.0f} s" if waited >= s.replica_wait else "as the disclose window closes"
@@ -440,7 +453,7 @@ class Node:
     def awaiting_copies(self) -> bool:
         """Whether this node holds back an update of the current round until its peers have copies (see ``replicas``)."""
         r = self.deployment.rounds.current_round()
-        return any(rr == r for rr, _, _ in self._offered.values())
+        return any(entry[0] == r for entry in self._offered.values())
 
     def _register(self, info: RoundInfo, entry: RoundEntry) -> None:
         r = info.round
@@ -468,31 +481,38 @@ class Node:
         """Copies of what other members offered for round ``r`` (each tried a few times at most)."""
         fetched = False
         for cid, sender in self.transport.offers(r):
-            if self.store.has(cid) or self._offer_tries.get(cid, 0) >= _OFFER_TRIES:
+            failures, next_try = self._offer_tries.get(cid, (0, 0.0))
+            if self.store.has(cid) or failures >= _OFFER_TRIES or time.monotonic() < next_try:
                 continue
             try:
                 self.member.fetch(cid, sender)
                 fetched = True
             except StorageError:
-                self._offer_tries[cid] = self._offer_tries.get(cid, 0) + 1
+                pause = min(2.0**failures, _OFFER_RETRY_MAX_S)
+                self._offer_tries[cid] = (failures + 1, time.monotonic() + pause)
         return fetched
 
     def _fetch_registered(self, info: RoundInfo) -> bool:
-        disclosed = self.deployment.rounds.updates(info.round)
-        count = len(disclosed)
-        if count <= self._seen_updates.get(info.round, 0):
-            return False
+        """Copies of the peers' disclosed updates: one read of the new ``UpdateSubmitted`` events a look."""
+        r = info.round
+        if r not in self._disclosures:
+            self._disclosures = {r: (self.deployment.record.block, {})}  # earlier rounds are done with
+        start, missing = self._disclosures[r]
+        head = self.deployment.chain.block_number
+        if start <= head:
+            for u in self.deployment.rounds.submitted_updates(r, start, to_block=head):
+                if u.submitter != self.address:
+                    missing[u.cid] = u.submitter
+            self._disclosures[r] = (head + 1, missing)
         fetched = False
-        complete = True
-        for u in disclosed:
-            if u.submitter != self.address and not self.store.has(u.cid):
+        for cid, submitter in list(missing.items()):
+            if not self.store.has(cid):
                 try:
-                    self.member.fetch(u.cid, u.submitter)
+                    self.member.fetch(cid, submitter)
                     fetched = True
                 except StorageError:
-                    complete = False  # not reachable yet; tried again at the next step
-        if complete:
-            self._seen_updates[info.round] = count
+                    continue  # not reachable yet; tried again at the next step
+            del missing[cid]
         return fetched
 
     # -- vote

@@ -332,6 +332,7 @@ class P2PTransport:
             self.holders.popitem(last=False)
 
     def announce(self, round: int, cid: str) -> None:
+        self.host.refresh_peers()  # members that joined since the last dial get the next announcement
         try:
             self.host.announce(round, cid)
         except P2PError:

@@ -140,6 +140,7 @@ class P2PHost:
         self._ready = threading.Event()
         self._token: trio.lowlevel.TrioToken | None = None
         self._stop: trio.Event | None = None
+        self._refresh: trio.Event | None = None  # set to dial missing peers now instead of at the next interval
         self._startup_error: BaseException | None = None
         self._host: IHost | None = None
         self._pubsub: Pubsub | None = None
@@ -210,6 +211,24 @@ class P2PHost:
     def peers(self) -> list[str]:
         """Peer ids currently connected."""
         return self.run_async(self._connected_peers)
+
+    def refresh_peers(self) -> None:
+        """Dial the bootstrap and member peers that are not connected now, in the background.
+
+        Without it they are dialled every ``refresh_interval`` seconds: a member that joined since
+        the last look, or came back, would otherwise miss gossip published before then."""
+        token = self._token
+        if token is None:
+            return
+
+        def wake() -> None:  # on the loop: the loop replaces the event after each wake-up
+            if self._refresh is not None:
+                self._refresh.set()
+
+        try:
+            trio.from_thread.run_sync(wake, trio_token=token)
+        except trio.RunFinishedError:
+            pass
 
     def wait_for_mesh(self, peers: int, timeout: float = 15.0) -> None:
         """Block until at least ``peers`` peers are in this host's mesh for the topic."""
@@ -363,6 +382,7 @@ class P2PHost:
                 subscription = await pubsub.subscribe(self.topic)
                 self._addrs = [str(a) for a in host.get_addrs()]
                 self._stop = trio.Event()
+                self._refresh = trio.Event()
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._deliver, subscription)
                     nursery.start_soon(self._keep_peers_connected)
@@ -397,7 +417,10 @@ class P2PHost:
                 except Exception as exc:  # the member list is advisory: keep the known peers
                     log.warning("could not list member peers: %s", exc)
             await self._dial_missing(wanted)
-            await trio.sleep(self.config.refresh_interval)
+            assert self._refresh is not None
+            with trio.move_on_after(self.config.refresh_interval):
+                await self._refresh.wait()
+            self._refresh = trio.Event()
 
     def _member_peers_list(self) -> list[str]:
         assert self.member_peers is not None

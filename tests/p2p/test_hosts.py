@@ -4,7 +4,7 @@ objects travel by direct fetch verified against their CID."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -219,3 +219,30 @@ def test_peers_listed_by_the_member_registry_hook_are_dialled(hosts: list[P2PHos
     with P2PHost(config, Account.create(), member_peers=lambda: [a.addrs[0]]) as newcomer:
         newcomer.wait_for_mesh(1)
         assert a.peer_id in newcomer.peers()
+
+
+def test_a_member_that_joins_after_the_last_dial_is_dialled_on_refresh_not_at_the_next_interval(
+    hosts: list[P2PHost], tmp_path: Path
+) -> None:
+    a = hosts[0]
+    registry: list[str] = []  # empty at start: the member registers its address later
+    looks: list[int] = []
+
+    def member_peers() -> list[str]:
+        looks.append(len(registry))
+        return list(registry)
+
+    def wait(condition: Callable[[], bool]) -> bool:
+        deadline = time.monotonic() + 20
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return condition()
+
+    config = P2PConfig(federation=FED, identity_path=tmp_path / "libp2p.key", refresh_interval=3600.0)
+    with P2PHost(config, Account.create(), member_peers=member_peers) as host:
+        assert wait(lambda: len(looks) >= 1)  # the first look found nobody; the next would come in an hour
+        registry.append(a.addrs[0])
+        assert a.peer_id not in host.peers()
+        host.refresh_peers()
+        assert wait(lambda: a.peer_id in host.peers())
+        assert looks == [0, 1]
