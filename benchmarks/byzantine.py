@@ -11,7 +11,7 @@ reports, read from the chain and the simulation's report:
 - poisoned updates submitted and accepted (every update of an attacker, except a liar's, whose
   own update is honest work);
 - honest updates submitted and accepted (what the attack, or the defences, cost the honest);
-- the final global validation loss against the honest-only run's;
+- the final global test loss (on files no node trains, judges or selects with) against the honest-only run's;
 - tokens minted per attacker and per honest organisation, over all rounds;
 - why the honest members refused the attackers' updates (screening: free ride, copy, direction; loss;
   norm), from their journals;
@@ -218,8 +218,8 @@ def docs_block(data: dict[str, Any]) -> str:
     lines = [
         f"From `benchmarks/results/byzantine.json`: {'quick' if data.get('quick') else 'full'} run, commit "
         f"`{(data.get('commit') or 'unknown')[:10]}`{' (with uncommitted changes)' if data.get('dirty') else ''}, "
-        f"{data['machine']['cpus']} CPUs, {data['wall_s'] / 60:.1f} minutes. Loss: the global model's validation loss "
-        "(the union of the organisations' held-out blocks) after the last round.",
+        f"{data['machine']['cpus']} CPUs, {data['wall_s'] / 60:.1f} minutes. Loss: the global model's test loss "
+        "after the last round (every organisation's test files, which no node trains, judges or decides to submit with).",
         "",
     ]
     for n, k, rounds, _ in data["plan"]:

@@ -59,9 +59,9 @@ def sim(
 
     Every organisation is a real participant node with its own key, private code, content store and
     journal; rounds use the real contracts, LoRA training and aggregation. Prints live progress, a
-    table per round (accepted and rejected updates, global validation loss and perplexity beside
-    each organisation's single-client baseline, gas, tokens minted) and writes a JSON and a
-    markdown report.
+    table per round (accepted and rejected updates, the global model's loss on the validation files
+    the nodes judged with and on test files no node sees, test perplexity, each organisation's
+    single-client baseline, gas, tokens minted) and writes a JSON and a markdown report.
 
     Examples:
 
@@ -124,7 +124,7 @@ def sim(
         base = ", ".join(f"{k} alone {v:.4f}" for k, v in rep.baseline_loss.items())
         console.print(
             f"[bold]round {rep.round} {rep.outcome}[/]: {rep.accepted}/{rep.submitted} updates accepted; "
-            f"global validation loss {rep.global_loss:.4f} (ppl {rep.global_ppl:.2f})"
+            f"global test loss {rep.global_loss:.4f} (ppl {rep.global_ppl:.2f}), validation {rep.validation_loss:.4f}"
             + (f"; {base}" if base else "")
             + f"; {rep.wall_s:.0f} s",
             highlight=False,
@@ -192,15 +192,26 @@ def _summary(report, out: Console | None = None) -> None:
     names = [o.name for o in report.orgs]
     table = Table(
         title=f"codecoop sim: {len(names)} organisations, {len(report.rounds)} rounds ({report.settings['strategy']}, {report.settings['model']})",
-        caption=f"loss, ppl: global validation loss and perplexity; acc/rej: updates accepted/rejected; alone: each organisation trained only on its own code "
+        caption=f"val: global validation loss (the files the nodes judged with); test, ppl: global test loss and perplexity "
+        f"(files no node trains, judges or selects with); acc/rej: updates accepted/rejected; alone: each organisation trained only on its own code "
         f"({' / '.join(names)}); kgas: thousands of gas; minted: tokens per organisation",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         show_edge=False,
     )
-    for col in ("round", "acc", "rej", "loss", "ppl", "alone", "kgas", "minted"):
+    for col in ("round", "acc", "rej", "val", "test", "ppl", "alone", "kgas", "minted"):
         table.add_column(col, justify="right")
-    table.add_row("0", "", "", f"{report.initial_loss:.4f}", f"{math.exp(report.initial_loss):.0f}", "", "", "")
+    table.add_row(
+        "0",
+        "",
+        "",
+        f"{report.initial_validation_loss:.4f}",
+        f"{report.initial_loss:.4f}",
+        f"{math.exp(report.initial_loss):.0f}",
+        "",
+        "",
+        "",
+    )
     for r in report.rounds:
         alone = " / ".join(f"{r.baseline_loss[n]:.3f}" for n in names if n in r.baseline_loss) or "-"
         minted = " / ".join(f"{r.minted.get(n, 0.0):.0f}" for n in names)
@@ -209,6 +220,7 @@ def _summary(report, out: Console | None = None) -> None:
             label,
             str(r.accepted),
             str(r.rejected),
+            f"{r.validation_loss:.4f}",
             f"{r.global_loss:.4f}",
             f"{r.global_ppl:.0f}",
             alone,
@@ -216,10 +228,16 @@ def _summary(report, out: Console | None = None) -> None:
             minted,
         )
     # alone and minted hold one figure per organisation: they wrap between figures, the rest never wraps
-    print_table(table, figures=("round", "acc", "rej", "loss", "ppl", "kgas"), words=("alone", "minted"), drop=("kgas", "ppl"), console=out)
+    print_table(
+        table,
+        figures=("round", "acc", "rej", "val", "test", "ppl", "kgas"),
+        words=("alone", "minted"),
+        drop=("kgas", "ppl", "val"),
+        console=out,
+    )
     verdict = "[green]improved[/]" if report.improved else "[red]did not improve[/]"
     out.print(
-        f"global validation loss {report.initial_loss:.4f} -> {report.final_loss:.4f} "
+        f"global test loss {report.initial_loss:.4f} -> {report.final_loss:.4f} "
         f"(perplexity {math.exp(report.initial_loss):.2f} -> {math.exp(report.final_loss):.2f}): {verdict}; "
         f"wall time {report.wall_s:.0f} s"
     )

@@ -370,6 +370,15 @@ SECTIONS: tuple[Section, ...] = (
             library=tuple,
         ),
         _s("max_files_per_org", int, 150, "Files of code given to each organisation.", _int(1)),
+        _s(
+            "test_fraction",
+            float,
+            0.15,
+            "Share of each organisation's training files held out as its test split, which no node trains on, judges "
+            "with or decides to submit by; the report's global loss is measured there (the validation loss beside it is "
+            "on the files the nodes judged with).",
+            checks.open_fraction,
+        ),
         _s("confirmations", int, 2, "Confirmations a round's aggregate needs (at most the number of organisations).", _int(1)),
         _s(
             "baselines",
@@ -385,7 +394,8 @@ SECTIONS: tuple[Section, ...] = (
             list[str],
             [],
             "K:ATTACK: the last K organisations run ATTACK (repeatable): sign-flip, scale100, noise, free-rider, "
-            "free-rider-exact, plagiarist, plagiarist-exact, collude, liar.",
+            "free-rider-exact, plagiarist, plagiarist-exact, free-rider-adaptive, plagiarist-adaptive, alie, ipm, min-max, "
+            "min-sum, collude, liar.",
             checks.strings_or_empty,
             flags=("--byzantine",),
             library=tuple,

@@ -110,6 +110,12 @@ def cosine(v: Any) -> str | None:
     return None
 
 
+def open_fraction(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+        return "must be a number between 0 and 1, both excluded (a share)"
+    return None
+
+
 def boolean(v: Any) -> str | None:
     return None if isinstance(v, bool) else "must be true or false"
 

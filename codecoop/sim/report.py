@@ -22,6 +22,8 @@ class OrgReport:
     validation_files: int
     train_tokens: int
     validation_tokens: int
+    test_files: int = 0  # the organisation's test split: no node trains, judges or selects with it
+    test_tokens: int = 0
 
 
 @dataclass
@@ -36,7 +38,8 @@ class RoundReport:
     rejected: int = 0
     outcome: str = ""
     global_cid: str | None = None
-    global_loss: float = math.nan
+    global_loss: float = math.nan  # on the organisations' test splits
+    validation_loss: float = math.nan  # on the validation splits the nodes judged and selected with
     baseline_loss: dict[str, float] = field(default_factory=dict)  # org -> loss of its single-client model
     gas: dict[str, int] = field(default_factory=dict)
     minted: dict[str, float] = field(default_factory=dict)  # tokens (not wei)
@@ -55,8 +58,9 @@ class SimReport:
 
     settings: dict[str, Any]
     orgs: list[OrgReport]
-    initial_loss: float
+    initial_loss: float  # on the test splits, like every round's global_loss
     rounds: list[RoundReport] = field(default_factory=list)
+    initial_validation_loss: float = math.nan
     wall_s: float = 0.0
     setup_s: float = 0.0
     network: dict[str, dict[str, Any]] = field(default_factory=dict)  # org -> its fetch counters (FetchCounters.to_json)
@@ -67,7 +71,7 @@ class SimReport:
 
     @property
     def improved(self) -> bool:
-        """Whether the federation's global validation loss ended lower than where it started."""
+        """Whether the federation's global test loss ended lower than where it started."""
         return self.final_loss < self.initial_loss
 
     def to_json(self) -> dict[str, Any]:
@@ -77,11 +81,12 @@ class SimReport:
             d["global_ppl"] = r.global_ppl
             rounds.append(d)
         return {
-            "format": "codecoop-sim-report/1",
+            "format": "codecoop-sim-report/2",
             "settings": self.settings,
             "orgs": [asdict(o) for o in self.orgs],
             "initial_loss": self.initial_loss,
             "initial_ppl": math.exp(self.initial_loss),
+            "initial_validation_loss": self.initial_validation_loss,
             "final_loss": self.final_loss,
             "final_ppl": math.exp(self.final_loss),
             "improved": self.improved,
@@ -100,30 +105,33 @@ class SimReport:
             f"partition `{s['partition']}`, {s['steps']} local steps a round; wall time {self.wall_s:.0f} s "
             f"(setup {self.setup_s:.0f} s).",
             "",
-            "Global validation loss: every organisation's held-out code, token-weighted. Baseline: the organisation "
-            "trains alone for the same number of steps, judged on the same global validation data.",
+            "Global test loss: every organisation's test files, token-weighted; no node trains on them, judges with them "
+            "or decides to submit by them. Validation loss: the organisations' validation files, which the nodes judged "
+            "and selected with (a model chosen on them looks better there than on the test files). Baseline: the "
+            "organisation trains alone for the same number of steps, measured on the same test files.",
             "",
             "## Organisations",
             "",
-            "| org | address | projects | train files | train tokens | validation tokens |",
-            "|---|---|---|---:|---:|---:|",
+            "| org | address | projects | train files | train tokens | validation files | validation tokens | test files | test tokens |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         for o in self.orgs:
             lines.append(
-                f"| {o.name} | `{o.address}` | {', '.join(o.projects)} | {o.train_files} | {o.train_tokens:,} | {o.validation_tokens:,} |"
+                f"| {o.name} | `{o.address}` | {', '.join(o.projects)} | {o.train_files} | {o.train_tokens:,} | "
+                f"{o.validation_files} | {o.validation_tokens:,} | {o.test_files} | {o.test_tokens:,} |"
             )
         names = [o.name for o in self.orgs]
         lines += [
             "",
             "## Rounds",
             "",
-            "| round | outcome | submitted | accepted | rejected | global loss | global ppl | "
-            + " | ".join(f"{n} alone (loss)" for n in names)
+            "| round | outcome | submitted | accepted | rejected | validation loss | test loss | test ppl | "
+            + " | ".join(f"{n} alone (test loss)" for n in names)
             + " | gas | "
             + " | ".join(f"{n} minted" for n in names)
             + " |",
-            "|---:|---|---:|---:|---:|---:|---:|" + "---:|" * len(names) + "---:|" + "---:|" * len(names),
-            f"| 0 | version 0 | | | | {self.initial_loss:.4f} | {math.exp(self.initial_loss):.2f} | "
+            "|---:|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(names) + "---:|" + "---:|" * len(names),
+            f"| 0 | version 0 | | | | {self.initial_validation_loss:.4f} | {self.initial_loss:.4f} | {math.exp(self.initial_loss):.2f} | "
             + " | ".join("" for _ in names)
             + " | | "
             + " | ".join("" for _ in names)
@@ -133,7 +141,7 @@ class SimReport:
             base = " | ".join(f"{r.baseline_loss[n]:.4f}" if n in r.baseline_loss else "-" for n in names)
             minted = " | ".join(f"{r.minted.get(n, 0.0):,.1f}" for n in names)
             lines.append(
-                f"| {r.round} | {r.outcome} | {r.submitted} | {r.accepted} | {r.rejected} | {r.global_loss:.4f} | "
+                f"| {r.round} | {r.outcome} | {r.submitted} | {r.accepted} | {r.rejected} | {r.validation_loss:.4f} | {r.global_loss:.4f} | "
                 f"{r.global_ppl:.2f} | {base} | {sum(r.gas.values()):,} | {minted} |"
             )
         verdict = "lower" if self.improved else "not lower"
@@ -156,7 +164,7 @@ class SimReport:
                 )
         lines += [
             "",
-            f"Global validation loss {self.initial_loss:.4f} -> {self.final_loss:.4f} "
+            f"Global test loss {self.initial_loss:.4f} -> {self.final_loss:.4f} "
             f"(perplexity {math.exp(self.initial_loss):.2f} -> {math.exp(self.final_loss):.2f}): {verdict} than version 0.",
             "",
         ]

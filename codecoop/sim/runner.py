@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from codecoop.chain.units import to_tokens
-from codecoop.errors import ConfigError, MembershipEnded
+from codecoop.errors import ConfigError, MembershipEnded, TrainingError
 from codecoop.settings import setting_field
 from codecoop.sim.report import OrgReport, RoundReport, SimReport
 
@@ -53,6 +53,7 @@ class SimConfig:
     target_modules: tuple[str, ...] | None = setting_field("training.target_modules")
     eval_blocks: int = setting_field("evaluation.max_blocks")
     max_files_per_org: int | None = setting_field("sim.max_files_per_org")
+    test_fraction: float = setting_field("sim.test_fraction")
     min_improvement_micro: int = setting_field("node.min_improvement")
     approve_min_delta_micro: int = setting_field("evaluation.approve_min_delta")
     confirmations: int = setting_field("sim.confirmations")
@@ -78,6 +79,8 @@ class SimConfig:
             raise ConfigError(f"--dp-clip-norm must be positive, got {self.dp_clip_norm} (0 turns differential privacy off)")
         if self.transport not in ("in-process", "libp2p"):
             raise ConfigError(f"--transport must be in-process or libp2p, got {self.transport!r}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"the test fraction must be between 0 and 1, got {self.test_fraction}")
         if not self.dp_noise_multiplier >= 0:
             raise ConfigError(f"--dp-noise-multiplier must not be negative, got {self.dp_noise_multiplier}")
 
@@ -116,7 +119,8 @@ class Hooks:
 class _Org:
     name: str
     node: Any
-    corpus: Any
+    corpus: Any  # what the node has: training files, and the validation files it judges and selects with
+    test: Any  # a corpus whose validation split is the organisation's test files, which its node never sees
     projects: list[str]
     baseline: Any = None
     gas: dict[int, int] = field(default_factory=dict)
@@ -172,12 +176,17 @@ class Simulation:
         parts = organisation_files(sources, cfg.orgs, cfg.partition, cfg.seed, max_files=cfg.max_files_per_org)
         corpora = []
         for i, files in enumerate(parts):
-            corpus = CodeCorpus.from_files(files, self.base.tokenizer, seed=cfg.seed, validation_fraction=0.15)
-            corpora.append(corpus)
-            projects = sorted({d.repository for d in corpus.documents})
+            try:
+                corpus, test = CodeCorpus.from_files(files, seed=cfg.seed, validation_fraction=0.15).hold_out(
+                    cfg.test_fraction, self.base.tokenizer
+                )
+            except TrainingError as exc:
+                raise ConfigError(f"org-{i}: {exc}") from exc
+            corpora.append((corpus, test))
+            projects = sorted({d.repository for d in corpus.documents + test.documents})
             log(
-                f"org-{i}: {len(files)} files from {', '.join(projects)}: "
-                f"{corpus.stats.train_tokens:,} training / {corpus.stats.validation_tokens:,} validation tokens"
+                f"org-{i}: {len(files)} files from {', '.join(projects)}: {corpus.stats.train_tokens:,} training / "
+                f"{corpus.stats.validation_tokens:,} validation / {test.stats.validation_tokens:,} test tokens"
             )
 
         self.chain = connect("embedded")
@@ -205,7 +214,7 @@ class Simulation:
             approve_min_delta_micro=cfg.approve_min_delta_micro,
             **({} if cfg.screening else SCREENING_OFF),
         )
-        for i, corpus in enumerate(corpora):
+        for i, (corpus, test) in enumerate(corpora):
             name = f"org-{i}"
             account = self.chain.new_account()
             store = LocalStore(work / name / "store")
@@ -234,11 +243,12 @@ class Simulation:
                 node.ensure_member(host.peer_id, tuple(host.addrs))
             else:
                 node.ensure_member(peer_id=f"sim-{name}")
-            self.orgs.append(_Org(name, node, corpus, sorted({d.repository for d in corpus.documents})))
+            self.orgs.append(_Org(name, node, corpus, test, sorted({d.repository for d in corpus.documents + test.documents})))
         if self._hosts:
             self._connect_hosts()
-        initial = self.global_loss(self.orgs[0].node.global_adapter(None))
-        log(f"global validation loss of version 0: {initial:.4f} (perplexity {math.exp(initial):.2f})")
+        version0 = self.orgs[0].node.global_adapter(None)
+        initial, initial_validation = self.global_loss(version0), self.global_loss(version0, split="validation")
+        log(f"global test loss of version 0: {initial:.4f} (perplexity {math.exp(initial):.2f}); validation {initial_validation:.4f}")
         self.report = SimReport(
             settings={k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
             orgs=[
@@ -250,10 +260,13 @@ class Simulation:
                     o.corpus.stats.validation_files,
                     o.corpus.stats.train_tokens,
                     o.corpus.stats.validation_tokens,
+                    o.test.stats.validation_files,
+                    o.test.stats.validation_tokens,
                 )
                 for o in self.orgs
             ],
             initial_loss=initial,
+            initial_validation_loss=initial_validation,
             setup_s=time.perf_counter() - began,
         )
         return self.report
@@ -295,19 +308,23 @@ class Simulation:
         self.hooks.log(f"libp2p: {len(self._hosts)} hosts on 127.0.0.1, each connected to every other")
 
     # ------------------------------------------------------------------ evaluation
-    def global_loss(self, adapter: Any) -> float:
-        """Token-weighted held-out loss of ``adapter`` over every organisation's validation split."""
+    def global_loss(self, adapter: Any, split: str = "test") -> float:
+        """Token-weighted loss of ``adapter`` over every organisation's test split (``split="test"``: files no node
+        trains, judges or selects with), or over the validation splits the nodes judged with (``"validation"``)."""
         from codecoop.training import evaluate
 
+        if split not in ("test", "validation"):
+            raise ValueError(f"split must be test or validation, got {split!r}")
         total = tokens = 0.0
         for o in self.orgs:
-            m = evaluate(self.base, adapter, o.corpus, block_size=self.config.seq_len, max_blocks=self.config.eval_blocks)
+            corpus = o.test if split == "test" else o.corpus
+            m = evaluate(self.base, adapter, corpus, block_size=self.config.seq_len, max_blocks=self.config.eval_blocks)
             total += m.loss * m.n_tokens
             tokens += m.n_tokens
         return total / tokens
 
     def _baselines(self, round_id: int) -> dict[str, float]:
-        """Train each organisation alone for one more round's steps and judge it on the global validation data."""
+        """Train each organisation alone for one more round's steps and measure it on the global test split."""
         from codecoop.training import Adapter, train_lora
 
         out = {}
@@ -403,7 +420,8 @@ class Simulation:
         if info.phase is Phase.COMPLETED and not info.accepted_ids:
             rep.outcome = "completed, nothing accepted"
         rep.global_cid = info.global_cid
-        rep.global_loss = self.global_loss(self.orgs[0].node.global_adapter(info.global_cid))
+        adopted = self.orgs[0].node.global_adapter(info.global_cid)
+        rep.global_loss, rep.validation_loss = self.global_loss(adopted), self.global_loss(adopted, split="validation")
         if self.config.baselines:
             rep.baseline_loss = self._baselines(r)
         rep.gas = {o.name: o.gas.get(r, 0) for o in self.orgs}

@@ -309,6 +309,39 @@ class CodeCorpus:
         corpus = cls(train, validation, stats, seed)
         return corpus.tokenized(tokenizer) if tokenizer is not None else corpus
 
+    def hold_out(self, fraction: float, tokenizer: Any = None) -> tuple[CodeCorpus, CodeCorpus]:
+        """Split a test set off the training documents: ``(this corpus without them, the test set)``.
+
+        The test set is a corpus with no training documents whose validation split is the held-out
+        files (evaluate it with ``split="validation"``); the first corpus keeps this one's validation
+        split, so whoever trains and judges on it never sees a test file. At least one file is held
+        out, and at least one stays for training; the choice follows the corpus's seed.
+        """
+        if not 0.0 < fraction < 1.0:
+            raise TrainingError(f"the test fraction must be in (0, 1), got {fraction}")
+        if len(self.train) < 2:
+            raise TrainingError(
+                f"{len(self.documents)} usable file(s) are too few to hold out a test split: it takes at least one "
+                "file each for training, validation and test (give this organisation more files)"
+            )
+        order = list(range(len(self.train)))
+        random.Random(f"test-split:{self.seed}").shuffle(order)
+        n = min(max(round(len(self.train) * fraction), 1), len(self.train) - 1)
+        held = set(order[:n])
+        train = tuple(d for i, d in enumerate(self.train) if i not in held)
+        test = tuple(d for i, d in enumerate(self.train) if i in held)
+        st = self.stats
+        kept = CodeCorpus(
+            train,
+            self.validation,
+            CorpusStats.of(train, self.validation, exact=st.exact_duplicates, near=st.near_duplicates, skipped=st.skipped_files),
+            self.seed,
+        )
+        tested = CodeCorpus((), test, CorpusStats.of((), test), self.seed)
+        if tokenizer is None:
+            return kept, tested
+        return kept.tokenized(tokenizer), tested.tokenized(tokenizer)
+
     @property
     def documents(self) -> tuple[Document, ...]:
         """All kept documents, train first."""

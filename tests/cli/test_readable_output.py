@@ -27,12 +27,12 @@ def _console(buf: io.StringIO) -> Console:
 def _report(orgs: int):
     names = [f"organisation-{i}" for i in range(orgs)]
     rounds = [
-        N(round=i, outcome="completed" if i < 3 else "failed", accepted=4, rejected=1, global_loss=2.45317 + i, global_ppl=11.63 + i,
+        N(round=i, outcome="completed" if i < 3 else "failed", accepted=4, rejected=1, global_loss=2.45317 + i, global_ppl=11.63 + i, validation_loss=2.40118 + i,
           baseline_loss={n: 2.56789 + i for n in names}, minted={n: 1234.0 * i for n in names}, gas={"a": 1234567, "b": 2345678})
         for i in (1, 2, 3)
     ]  # fmt: skip
     return N(orgs=[N(name=n) for n in names], rounds=rounds, settings={"strategy": "fedtrimmedavg:beta=0.2", "model": "smollm2-135m"},
-             initial_loss=2.61234, final_loss=2.45317, improved=True, wall_s=121.4)  # fmt: skip
+             initial_loss=2.61234, initial_validation_loss=2.59876, final_loss=2.45317, improved=True, wall_s=121.4)  # fmt: skip
 
 
 @pytest.mark.parametrize("orgs", [3, 8])
@@ -43,9 +43,9 @@ def test_the_sim_summary_shows_every_figure_whole_at_80_columns_in_a_file(orgs):
     text = buf.getvalue()
     assert "…" not in text
     words = set(text.split())
-    figures = [f"{report.initial_loss:.4f}"]
+    figures = [f"{report.initial_loss:.4f}", f"{report.initial_validation_loss:.4f}"]
     for r in report.rounds:
-        figures += [f"{r.global_loss:.4f}", f"{r.global_ppl:.0f}", f"{sum(r.gas.values()) / 1000:,.0f}"]
+        figures += [f"{r.global_loss:.4f}", f"{r.validation_loss:.4f}", f"{r.global_ppl:.0f}", f"{sum(r.gas.values()) / 1000:,.0f}"]
         figures += [f"{v:.3f}" for v in r.baseline_loss.values()] + [f"{v:.0f}" for v in r.minted.values()]
     assert [f for f in figures if f not in words] == []
 

@@ -61,6 +61,23 @@ def test_each_round_reports_the_loss_of_the_global_model_it_adopted(finished):
         assert rep.global_loss == pytest.approx(sim.global_loss(adopted), rel=1e-9)
 
 
+def test_no_node_holds_a_test_file_and_the_report_gives_validation_and_test_loss_side_by_side(finished, tmp_path):
+    sim, report, _ = finished
+    for o in sim.orgs:
+        held = {d.path for d in o.node.member.corpus.documents}  # everything the node trains, judges and selects with
+        test = {d.path for d in o.test.documents}
+        assert test and held and not held & test, o.name
+        assert not o.test.train, "the test corpus has no training documents"
+    for org, o in zip(report.orgs, sim.orgs):
+        assert (org.test_files, org.test_tokens) == (len(o.test.validation), o.test.stats.validation_tokens) and org.test_tokens > 0
+    for rep in report.rounds:
+        adopted = sim.orgs[0].node.global_adapter(rep.global_cid)
+        assert rep.validation_loss == pytest.approx(sim.global_loss(adopted, split="validation"), rel=1e-9)
+        assert rep.validation_loss != rep.global_loss, "two different sets of files"
+    _, md_path = report.write(tmp_path)
+    assert "| validation loss | test loss | test ppl |" in md_path.read_text()
+
+
 def test_each_round_builds_on_the_last_confirmed_aggregate(finished):
     sim, report, _ = finished
     rounds = sim.deployment.rounds
@@ -214,6 +231,49 @@ def test_the_submitter_gone_right_after_registering_its_update_does_not_stop_the
         assert rep.outcome == "completed" and theirs.update_id in rounds.round(r).accepted_ids
         assert all(o.node.store.has(theirs.cid) for o in sim.orgs)
         assert (theirs.approvals, theirs.rejections) == (2, 0)
+    finally:
+        sim.close()
+
+
+def test_an_offer_whose_first_announcement_reached_nobody_is_announced_again_until_a_peer_holds_a_copy(tmp_path, monkeypatch):
+    # gossip published before the peers were connected is lost: the submitter must not register its update with no
+    # copy taken (and then be unreachable), it announces the offer again while it waits
+    import codecoop.node.node as node_module
+
+    monkeypatch.setattr(node_module, "_REANNOUNCE_S", 0.0)
+
+    def on_event(e):
+        if e.node == "org-2" and e.kind == "submitted":
+            raise Killed(e.kind)
+
+    config = SimConfig(
+        orgs=3, rounds=1, steps=2, eval_blocks=4, max_files_per_org=10, baselines=False, transport="libp2p",
+        confirmations=2, min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), screening=False, workdir=str(tmp_path),
+    )  # fmt: skip
+    sim = Simulation(config, Hooks(on_event=on_event))
+    try:
+        sim.setup()
+        gone = sim.orgs[2].node
+        announced = gone.transport.announce
+        lost: list[str] = []
+
+        def first_one_lost(round: int, cid: str) -> None:
+            if not lost:
+                lost.append(cid)
+                return
+            announced(round, cid)
+
+        gone.transport.announce = first_one_lost
+        r = sim.open_round()
+        with pytest.raises(Killed):
+            sim.drive(r)
+        gone.transport.close()
+        del sim.orgs[2]
+        rep = sim.drive(r)
+        theirs = next(u for u in sim.deployment.rounds.updates(r) if u.submitter == gone.address)
+        assert lost == [theirs.cid], "the first announcement was the offer, and it was dropped"
+        assert rep.outcome == "completed" and theirs.update_id in sim.deployment.rounds.round(r).accepted_ids
+        assert all(o.node.store.has(theirs.cid) for o in sim.orgs)
     finally:
         sim.close()
 

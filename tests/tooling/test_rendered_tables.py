@@ -11,7 +11,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 #: (doc, results name): every block rendered from a results file.
-RENDERED = [(ROOT / "docs" / "UI.md", "ui"), (ROOT / "docs" / "RELIABILITY.md", "byzantine"), (ROOT / "docs" / "CONTRACTS.md", "gas")]
+RENDERED = [
+    (ROOT / "docs" / "UI.md", "ui"),
+    (ROOT / "docs" / "RELIABILITY.md", "byzantine"),
+    (ROOT / "docs" / "CONTRACTS.md", "gas"),
+    (ROOT / "docs" / "NODE.md", "sim"),
+]
 
 
 @pytest.mark.parametrize("doc, name", RENDERED, ids=[n for _, n in RENDERED])

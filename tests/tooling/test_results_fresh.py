@@ -24,6 +24,10 @@ MEASURES: dict[str, tuple[str, ...]] = {
     "load": ("contracts", "codecoop/chain"),
     "network": ("codecoop/node", "codecoop/p2p", "codecoop/storage", "codecoop/sim/devnet.py", "codecoop/sim/netns.py"),
     "round": ("contracts", "codecoop/node", "codecoop/sim/runner.py", "codecoop/training", "codecoop/aggregation"),
+    "sim": (
+        "contracts", "codecoop/node", "codecoop/sim/runner.py", "codecoop/sim/report.py", "codecoop/training",
+        "codecoop/aggregation", "codecoop/chain",
+    ),
     "training": ("codecoop/training",),
     "transport": ("codecoop/p2p", "codecoop/storage", "codecoop/node/transport.py"),
     "ui": ("codecoop/ui", "codecoop/token"),

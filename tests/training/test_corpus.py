@@ -65,6 +65,27 @@ def test_small_corpus_still_gets_one_validation_file(tmp_path: Path) -> None:
     assert (corpus.stats.train_files, corpus.stats.validation_files) == (1, 1)
 
 
+def test_a_test_split_is_held_out_of_the_training_files_and_keeps_the_validation_split(project_dir: Path) -> None:
+    corpus = CodeCorpus.from_path(project_dir, seed=3, validation_fraction=0.2)
+    kept, test = corpus.hold_out(0.3)
+    again, test_again = corpus.hold_out(0.3)
+    paths = lambda docs: {d.path for d in docs}  # noqa: E731
+    assert kept.validation == corpus.validation and test.train == ()
+    assert test.validation and kept.train and not paths(kept.documents) & paths(test.validation)
+    assert paths(kept.train) | paths(test.validation) == paths(corpus.train)
+    assert (paths(test_again.validation), paths(again.train)) == (paths(test.validation), paths(kept.train))
+    assert (kept.stats.train_files, test.stats.validation_files) == (len(kept.train), len(test.validation))
+
+
+def test_too_few_files_for_a_test_split_say_how_many_it_takes(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 2\n")
+    with pytest.raises(TrainingError, match="at least one file each for training, validation and test"):
+        CodeCorpus.from_path(tmp_path, validation_fraction=0.1).hold_out(0.15)
+    with pytest.raises(TrainingError, match="between|in \\(0, 1\\)"):
+        CodeCorpus.from_path(tmp_path, validation_fraction=0.1).hold_out(1.0)
+
+
 def test_statistics_count_files_lines_and_tokens(corpus: CodeCorpus) -> None:
     stats = corpus.stats
     assert stats.files == stats.train_files + stats.validation_files == len(corpus.documents)
