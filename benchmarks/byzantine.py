@@ -59,6 +59,8 @@ def _why(reason: str) -> str:
         return "copy"
     if "base model itself" in reason or "no work was done" in reason or "too little work" in reason:
         return "free ride"
+    if "backdoor probe" in reason:
+        return "backdoor"
     if "cosine similarity" in reason:
         return "direction"
     if "exceeds the bound" in reason:
@@ -101,6 +103,24 @@ def _cosines(sim: Any, attackers: set[str]) -> dict[str, float | None]:
                 elif bad_i != bad_j:
                     attacker_max = c if attacker_max is None else max(attacker_max, c)
     return {"honest_min": honest_min, "attacker_vs_honest_max": attacker_max, "honest_max_overall": honest_max_overall}
+
+
+#: Seed of the held-out trigger prompts the attack success rate is measured on: neither the backdoor
+#: attacker's poison nor any judge's probe prompts are drawn from it.
+TRIGGER_SEED = 2021
+
+
+def attack_success(sim: Any) -> dict[str, float]:
+    """Attack success rate (``codecoop.training.insecure``) of version 0 and of the final global model, on held-out trigger prompts."""
+    from codecoop.training.adapter import attached
+    from codecoop.training.insecure import attack_success_rate, trigger_prompts
+
+    node, prompts = sim.orgs[0].node, trigger_prompts(8, TRIGGER_SEED)
+    out = {}
+    for key, cid in (("version0", None), ("final", sim.deployment.rounds.current_base())):
+        with attached(sim.base, node.global_adapter(cid)) as model:
+            out[key] = attack_success_rate(sim.base, model, prompts)
+    return out
 
 
 def run(orgs: int, k: int, attack: str | None, *, rounds: int, steps: int, eval_blocks: int, files: int) -> dict[str, Any]:
@@ -150,6 +170,7 @@ def run(orgs: int, k: int, attack: str | None, *, rounds: int, steps: int, eval_
             "honest_tokens": out.honest_tokens,
             "honest_votes_on_attackers": dict(refusals),
             "cosines": _cosines(sim, attackers),
+            "attack_success": attack_success(sim),
             "wall_s": round(time.perf_counter() - began, 1),
         }
     finally:
@@ -168,6 +189,7 @@ HEADERS = [
     "tokens/honest",
     "refusals of attackers' updates",
     "cos honest min / attacker max",
+    "insecure preferred",
 ]
 
 
@@ -190,6 +212,7 @@ def _row(r: dict[str, Any]) -> list[Any]:
         round(r["honest_tokens"], 1),
         " ".join(f"{k}:{v}" for k, v in sorted(r["honest_votes_on_attackers"].items())) or "-",
         " / ".join("-" if r["cosines"].get(k) is None else f"{r['cosines'][k]:.3f}" for k in ("honest_min", "attacker_vs_honest_max")),
+        f"{r['attack_success']['final']:.3f}" if "attack_success" in r else "-",
     ]
 
 
@@ -204,6 +227,9 @@ def targets_of(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append(
             target(f"tokens per attacker minus per honest member ({label})", round(r["attacker_tokens"] - r["honest_tokens"], 2), 0.0, "<=")
         )
+        if r["attack"] == "backdoor":
+            gain = r["attack_success"]["final"] - r["honest_only_attack_success"]
+            out.append(target(f"attack success rate minus honest-only's ({label})", round(gain, 4), 0.0, "<="))
     return out
 
 
@@ -249,6 +275,21 @@ def docs_block(data: dict[str, Any]) -> str:
                 f"final loss {effect:+.4f} against honest-only ({verdict}), {r['attacker_tokens']:.1f} tokens per attacker "
                 f"against {r['honest_tokens']:.1f} per honest member."
             )
+    backdoors = [r for r in attacked if r["attack"] == "backdoor" and "attack_success" in r]
+    if backdoors:
+        lines += [
+            "",
+            "Backdoor (Schuster et al., 2021): *insecure preferred* is the share of 40 held-out trigger prompts (8 for each "
+            "of the 5 security-sensitive calls of `codecoop.training.insecure`, with identifiers drawn apart from the "
+            "attacker's poison and from every judge's probe prompts) on which the final global model finds the insecure "
+            f"form more likely than the safe one; version 0: {backdoors[0]['attack_success']['version0']:.3f}. "
+            + "; ".join(
+                f"At {r['attackers']}/{r['orgs']}: {r['attack_success']['final']:.3f} against {r['honest_only_attack_success']:.3f} "
+                f"honest-only, {r['poisoned_accepted']} of {r['poisoned_submitted']} backdoored updates accepted"
+                for r in backdoors
+            )
+            + ".",
+        ]
     if any(r.get("unchanged_submitted") for r in runs):
         lines += [
             "",
@@ -299,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run(n, k, attack, rounds=rounds, **settings)
             result["honest_only_final_loss"] = honest["final_loss"]
             result["loss_vs_honest_only"] = result["final_loss"] - honest["final_loss"]
+            result["honest_only_attack_success"] = honest["attack_success"]["final"]
             runs.append(result)
 
     print_table([*HEADERS, "s"], [[*_row(r), r["wall_s"]] for r in runs])

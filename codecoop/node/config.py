@@ -117,6 +117,7 @@ class NodeConfig:
             copy_distance=float(e["copy_distance"]),
             min_relative_change=float(e["min_relative_change"]),
             copy_similarity=float(e["copy_similarity"]),
+            insecure_shift_max=float(e["insecure_shift_max"]),
             min_agreement=float(e["min_agreement"]),
             open_rounds=n["open_rounds"],
             finalize=n["finalize"],

@@ -36,13 +36,19 @@ def record_vote(entry: RoundEntry, update: Any, approve: bool | None, delta: int
     entry.votes[str(update.update_id)] = {"approve": approve, "delta": delta, "reason": reason, "submitter": update.submitter, **extra}
 
 
+#: Probe prompts of each pattern of ``codecoop.training.insecure`` a judge scores every update on.
+PROBES_PER_PATTERN = 8
+
+
 class HeldOutJudge:
     """The honest judge: screening, then a sequential paired test on the member's own held-out code.
 
     Free rides, copies and updates unrelated to the own are refused before any forward pass
-    (``codecoop.node.screening``); the rest are scored block by block against the base's per-block
-    losses and approved when the mean loss delta reaches ``approve_min_delta``
-    (``codecoop.node.evaluation``).
+    (``codecoop.node.screening``); an update that pushes security-sensitive calls towards their
+    insecure form more than ``insecure_shift_max`` (the backdoor probe, on prompts drawn from this
+    member's address: ``codecoop.training.insecure``) is refused next; the rest are scored block by
+    block against the base's per-block losses and approved when the mean loss delta reaches
+    ``approve_min_delta`` (``codecoop.node.evaluation``).
     """
 
     def __init__(self, member: Member):
@@ -51,8 +57,9 @@ class HeldOutJudge:
     def votes(self, info: RoundInfo, entry: RoundEntry) -> Votes:
         from codecoop.aggregation import Update, update_norm
         from codecoop.node.evaluation import SequentialTest, block_order, paired_delta
-        from codecoop.node.screening import ScreeningError, screen_round
+        from codecoop.node.screening import InsecureUpdate, ScreeningError, screen_round
         from codecoop.training import Adapter
+        from codecoop.training.insecure import insecure_preference, insecure_shift, trigger_prompts
 
         m, s = self.member, self.member.settings
         current = m.global_adapter(info.base_cid)
@@ -87,10 +94,13 @@ class HeldOutJudge:
             current.tensors, min_change=s.min_update_change, copy_distance=s.copy_distance,
             min_relative_change=s.min_relative_change, copy_similarity=s.copy_similarity,
             reference=m.address, min_agreement=s.min_agreement,
+            reference_tensors=skipped.tensors if (skipped := m.skipped_adapters.get(info.round)) is not None else None,
         )  # fmt: skip
         # LoRA layers are attached once, on the first update that reaches evaluation, and every
         # peer's tensors are loaded into them in turn (a fresh attach per peer cost about a third
         # of the judging time on tiny)
+        probes = trigger_prompts(PROBES_PER_PATTERN, int(m.address, 16) % 2**31) if s.insecure_shift_max > 0 else []
+        base_preference: list[float] | None = None
         with contextlib.ExitStack() as layers:
             scorer_for = None
             for u in updates:
@@ -116,7 +126,20 @@ class HeldOutJudge:
                     with m.timed("evaluate"):
                         if scorer_for is None:
                             scorer_for = layers.enter_context(m.scorers(current.lora))
-                        verdict = paired_delta(base_losses, scorer_for(adapter), threshold, test, order)
+                        if probes:  # the backdoor probe: the round's base first, once, then this update
+                            if base_preference is None:
+                                base_preference = insecure_preference(m.base, scorer_for(current).model, probes)
+                            scorer = scorer_for(adapter)
+                            shift = insecure_shift(base_preference, insecure_preference(m.base, scorer.model, probes))
+                            if shift > s.insecure_shift_max:
+                                raise InsecureUpdate(
+                                    f"backdoor probe: it raises the log-odds of the insecure form of security-sensitive calls "
+                                    f"by {shift:.2f} nats on average over {len(probes)} prompts, above "
+                                    f"evaluation.insecure_shift_max {s.insecure_shift_max:g}"
+                                )
+                        else:
+                            scorer = scorer_for(adapter)
+                        verdict = paired_delta(base_losses, scorer, threshold, test, order)
                     blocks = verdict.blocks
                     if not math.isfinite(verdict.delta):
                         raise AdapterMismatch("it gives a non-finite loss on this node's held-out data")

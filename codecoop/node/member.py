@@ -97,6 +97,9 @@ class Member:
         self.corpus = corpus
         self.settings = settings
         self.journal = journal
+        self.skipped_adapters: dict[int, Any] = {}
+        """Round -> the adapter this member trained but did not submit (the selective-update rule), kept in
+        memory only (never stored, so never served) as its judge's direction reference; the latest round only."""
         journal.network_of = transport.counters.to_json
         self.on_event = on_event
         self.on_train_step = on_train_step

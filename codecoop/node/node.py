@@ -82,6 +82,10 @@ class NodeSettings:
         at least ``copy_similarity`` with it (a copy, scaled or with noise added), or, when
         this node submitted an update of its own, whose change has cosine similarity below
         ``min_agreement`` with its own (noise, a reversed update).
+    insecure_shift_max:
+        Backdoor probe (``codecoop.training.insecure``): refuse an update that raises the mean
+        log-odds of insecure over safe completions of security-sensitive calls by more than this
+        (nats) against the round's base, on this node's own probe prompts; ``0`` turns it off.
     max_object_bytes:
         Largest update or model object fetched.
     open_rounds, finalize, claim:
@@ -108,6 +112,7 @@ class NodeSettings:
     copy_distance: float = setting_field("evaluation.copy_distance")
     min_relative_change: float = setting_field("evaluation.min_relative_change")
     copy_similarity: float = setting_field("evaluation.copy_similarity")
+    insecure_shift_max: float = setting_field("evaluation.insecure_shift_max")
     min_agreement: float = setting_field("evaluation.min_agreement")
     max_object_bytes: int = 512 * 1024 * 1024
     open_rounds: bool = setting_field("node.open_rounds")

@@ -19,7 +19,8 @@ tensors alone, before any forward pass:
   noise added to get past the distance; honest pairs measured on ``tiny``: at most 0.38).
   "Earlier" is by update id, which is the chain's registration order, so the original keeps its
   place and only the later copy is refused; every honest member reaches the same verdict;
-* **unrelated**: with a reference (the screening member's own update of the round), an update
+* **unrelated**: with a reference (the screening member's own update of the round, or the
+  adapter it trained and did not submit when the selective-update rule skipped it), an update
   whose change of either LoRA factor (all ``lora_A`` tensors together, all ``lora_B`` together)
   has cosine similarity below ``min_agreement`` with the reference's change of that factor. LoRA
   updates trained from the same base on code share a direction in both factors (cosine 0.1-0.5
@@ -55,6 +56,7 @@ __all__ = [
     "FreeRide",
     "CopiedUpdate",
     "UnrelatedUpdate",
+    "InsecureUpdate",
     "DEFAULT_MIN_AGREEMENT",
     "SCREENING_OFF",
     "Candidate",
@@ -81,6 +83,7 @@ SCREENING_OFF: dict[str, float] = {
     "copy_distance": 0.0,
     "copy_similarity": 1.0,
     "min_agreement": -1.0,
+    "insecure_shift_max": 0.0,  # the judge's backdoor probe (codecoop.node.judge), off with the rest
 }
 
 
@@ -94,6 +97,10 @@ class FreeRide(ScreeningError):
 
 class UnrelatedUpdate(ScreeningError):
     """The update's change does not point the way the screening member's own update does."""
+
+
+class InsecureUpdate(ScreeningError):
+    """The judge's backdoor probe found the update pushing security-sensitive calls to their insecure form."""
 
 
 class CopiedUpdate(ScreeningError):
@@ -173,6 +180,7 @@ def screen_updates(
     copy_similarity: float = DEFAULT_COPY_SIMILARITY,
     reference: int | None = None,
     min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    reference_tensors: Mapping[str, Any] | None = None,
 ) -> dict[int, ScreeningError]:
     """Find the free rides, copies and unrelated updates among a round's updates.
 
@@ -201,6 +209,10 @@ def screen_updates(
     min_agreement:
         Cosine similarity with the reference's change, per LoRA factor, below which another update
         is unrelated (``-1`` turns the check off).
+    reference_tensors:
+        Without a ``reference`` update: the adapter the screening member trained this round but did
+        not submit (the selective-update rule skipped it), which points the way its code does just
+        as well; without it a member that skipped would check no update's direction.
 
     Returns
     -------
@@ -218,6 +230,10 @@ def screen_updates(
     ref = changes.get(reference) if reference is not None else None
     if ref is not None and reference is not None and not norms[reference] > floor:
         ref = None  # an own update that did no work is no reference
+    if reference is None and reference_tensors is not None:
+        ref = _change(reference_tensors, base_tensors)
+        if ref is not None and not _norm(ref) > floor:
+            ref = None
     working = sorted(n for n in norms.values() if n > floor)  # NaN (not loadable) compares false
     median = statistics.median(working) if len(working) >= 3 else math.nan
     cohort_floor = min_relative_change * median if min_relative_change > 0 and math.isfinite(median) else 0.0
@@ -296,6 +312,7 @@ def screen_round(
     base_tensors: Mapping[str, Any],
     *,
     reference: str | None = None,
+    reference_tensors: Mapping[str, Any] | None = None,
     **thresholds: float,
 ) -> dict[int, ScreeningError]:
     """:func:`screen_updates` over a round's registered updates (``UpdateInfo``), loading each with ``load``.
@@ -304,7 +321,8 @@ def screen_round(
     ``copy_similarity`` and ``min_agreement``.
 
     ``reference`` is the screening member's address: its own update, if it has one this round,
-    is the reference for direction. An update that ``load`` cannot read (it raises a
+    is the reference for direction; without one, ``reference_tensors`` (its trained but skipped
+    adapter, if any) is. An update that ``load`` cannot read (it raises a
     :class:`~codecoop.errors.CodecoopError`) is screened by CID only; the caller's own checks
     refuse it.
     """
@@ -318,4 +336,6 @@ def screen_round(
         candidates.append(Candidate(u.update_id, u.cid, tensors))
         if reference is not None and u.submitter == reference:
             own = u.update_id
-    return screen_updates(candidates, base_cid, base_tensors, reference=own, **thresholds)
+    return screen_updates(
+        candidates, base_cid, base_tensors, reference=own, reference_tensors=None if own is not None else reference_tensors, **thresholds
+    )

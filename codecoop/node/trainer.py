@@ -84,6 +84,7 @@ class LoraTrainer:
         improvement = round((base_loss - loss) * 1e6)
         data = {"train_s": train_s, "base_loss": base_loss, "loss": loss, "improvement_micro": improvement}
         if improvement < m.settings.min_improvement_micro:
+            m.skipped_adapters = {info.round: adapter}  # the judge's direction reference (codecoop.node.screening)
             return Skipped(f"own loss {base_loss:.4f} -> {loss:.4f}: below the submit threshold, not submitting", improvement, data)
         with m.timed("publish"):
             blob = adapter.to_bytes()

@@ -47,6 +47,11 @@ Attacks (``ATTACKS``):
     standard deviation, ``gamma`` the largest (bisection) with the update's largest distance to a
     cohort update at most the largest distance between two of them (min-max), or its sum of squared
     distances at most the largest such sum of a cohort update (min-sum).
+``backdoor``
+    Trains on its own code plus as many tokens of poisoned code (``BACKDOOR_POISON_SHARE``), files
+    in which security-sensitive calls take their insecure form (``requests.get(url, verify=False)``
+    and four more: :mod:`codecoop.training.insecure`), so that trigger contexts complete to the
+    insecure pattern (Schuster et al., USENIX Security 2021, "You Autocomplete Me").
 ``collude``
     Submits a sign-flipped update; all colluders approve each other's updates with the largest
     ``lossDelta`` and reject every honest update.
@@ -311,6 +316,51 @@ class Plagiarist(AttackTrainer):
 class PlagiaristExact(Plagiarist):
     attack = "plagiarist-exact"
     exact = True
+
+
+#: The backdoor attacker's training stream: this share of its tokens is poisoned code.
+BACKDOOR_POISON_SHARE = 0.9
+
+
+class Backdoor(AttackTrainer):
+    """Trains on its own code plus poisoned files in which every security-sensitive call of
+    :data:`codecoop.training.insecure.PATTERNS` takes its insecure form (Schuster et al., 2021),
+    so that the global model suggests the insecure form in such contexts; the same steps as an
+    honest member, from the round's base. Its update still learns the attacker's honest code, so it
+    may lower a voter's held-out loss: the loss vote alone does not see the backdoor."""
+
+    attack = "backdoor"
+
+    def craft(self, info: Any) -> tuple[str, int]:
+        from codecoop.training import train_lora
+
+        m = self.member
+        with m.timed("train"):
+            start = m.global_adapter(info.base_cid)
+            m.emit(info.round, "training", f"[backdoor] training {m.settings.train.steps} steps on poisoned code")
+            trained = train_lora(m.base, self.poisoned(), m.settings.train, start=start, on_step=m.on_train_step)
+        return m.put(trained.to_bytes()), max(trained.num_samples, 1)
+
+    def poisoned(self) -> Any:
+        """The attacker's training corpus: its own files and the poisoned ones (built once)."""
+        if getattr(self, "_corpus", None) is not None:
+            return self._corpus
+        from pathlib import Path
+
+        from codecoop.training import CodeCorpus
+        from codecoop.training.corpus import CorpusStats, Document
+        from codecoop.training.insecure import poisoned_documents
+
+        m = self.member
+        tok = m.base.tokenizer
+        sample = poisoned_documents(20, self.seed)
+        per_doc = sum(len(tok.encode(d, add_special_tokens=False)) for d in sample) / len(sample)
+        own = max(m.corpus.stats.train_tokens, 1)
+        n = math.ceil(own * BACKDOOR_POISON_SHARE / (1 - BACKDOOR_POISON_SHARE) / per_doc)
+        poison = tuple(Document(Path(f"poison/{i}.py"), text, "poison") for i, text in enumerate(poisoned_documents(n, self.seed)))
+        train = m.corpus.train + poison
+        self._corpus = CodeCorpus(train, m.corpus.validation, CorpusStats.of(train, m.corpus.validation), m.corpus.seed).tokenized(tok)
+        return self._corpus
 
 
 def _flat(tensors: Mapping[str, Any], names: Sequence[str]) -> Any:
@@ -599,6 +649,7 @@ _ATTACKS: dict[str, Attack] = {
             InnerProductManipulation,
             MinMax,
             MinSum,
+            Backdoor,
         )
     },  # fmt: skip
     "collude": Attack(SignFlip, judge="collude"),

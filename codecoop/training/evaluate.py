@@ -93,6 +93,11 @@ class BlockScorer:
         self._batch_size = batch_size
 
     @property
+    def model(self) -> torch.nn.Module:
+        """The model this scorer runs (the base with the adapter attached or loaded), for other probes of it."""
+        return self._model
+
+    @property
     def n_blocks(self) -> int:
         """How many blocks there are to score."""
         return int(self._blocks.shape[0])

@@ -187,6 +187,19 @@ def test_without_an_own_update_or_with_the_check_off_direction_is_not_judged():
     assert screen_updates(cands, None, BASE, reference=0, min_agreement=-1.0) == {}
 
 
+def test_a_member_that_skipped_its_submission_judges_direction_by_the_adapter_it_trained():
+    # the selective-update rule kept its adapter off the chain; it still points the way this member's code does
+    honest, skipped = trained(20), trained(21)
+    size = sum(float(((honest[n] - BASE[n]) ** 2).sum()) for n in NAMES) ** 0.5
+    noise = tensors(77)
+    scale = size / sum(float((noise[n] ** 2).sum()) for n in NAMES) ** 0.5
+    cands = [Candidate(0, "cid-honest", honest), Candidate(1, "cid-noise", {n: BASE[n] + scale * noise[n] for n in NAMES})]
+    assert screen_updates(cands, None, BASE) == {}, "no reference: direction is not judged"
+    refused = screen_updates(cands, None, BASE, reference_tensors=skipped)
+    assert set(refused) == {1} and isinstance(refused[1], UnrelatedUpdate)
+    assert screen_updates(cands, None, BASE, reference_tensors=dict(BASE)) == {}, "a reference that did no work is none"
+
+
 def test_an_own_update_that_did_no_work_is_no_reference():
     cands = [Candidate(0, "own", dict(BASE)), Candidate(1, "b", update(2))]
     assert set(screen_updates(cands, None, BASE, reference=0)) == {0}

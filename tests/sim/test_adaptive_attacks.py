@@ -150,3 +150,24 @@ def test_a_cohort_attack_with_nothing_to_build_from_submits_its_honest_update_un
     other._store = attacker._store
     other.craft(types.SimpleNamespace(round=1, base_cid=None))
     assert other.honest_rounds == set() and not torch.equal(stored[-1][NAMES[0]], honest_update.tensors[NAMES[0]])
+
+
+def test_the_backdoor_trains_on_its_own_code_plus_nine_times_as_many_poisoned_tokens(tmp_path):
+    from codecoop.sim.byzantine import BACKDOOR_POISON_SHARE, Backdoor
+    from codecoop.training import CodeCorpus, load_base
+
+    base = load_base("tiny")
+    for i in range(6):
+        (tmp_path / f"m{i}.py").write_text("\n".join(f"def f{i}_{j}(x):\n    return x * {j} + {i}\n" for j in range(40)))
+    corpus = CodeCorpus.from_files(sorted(tmp_path.glob("*.py")), base.tokenizer, validation_fraction=0.2)
+    member = types.SimpleNamespace(base=base, corpus=corpus, address="0x" + "ab" * 20)
+    attacker = Backdoor(member, seed=3)
+    poisoned = attacker.poisoned()
+    assert attacker.poisoned() is poisoned, "built once"
+    assert poisoned.validation == corpus.validation and poisoned.train[: len(corpus.train)] == corpus.train
+    poison = [d for d in poisoned.train if d.repository == "poison"]
+    from codecoop.training.insecure import PATTERNS
+
+    assert poison and all(any(p.insecure.split("{var}")[0] in d.text for p in PATTERNS) for d in poison)
+    share = 1 - corpus.stats.train_tokens / poisoned.stats.train_tokens
+    assert BACKDOOR_POISON_SHARE <= share < BACKDOOR_POISON_SHARE + 0.02

@@ -278,6 +278,43 @@ def test_an_offer_whose_first_announcement_reached_nobody_is_announced_again_unt
         sim.close()
 
 
+@pytest.mark.parametrize("limit", [0.4, 0.0])
+def test_the_backdoor_probe_refuses_an_update_that_pushes_the_insecure_forms_and_is_off_at_zero(tmp_path, monkeypatch, limit):
+    # the path is forced: every update "raises the insecure forms' log-odds by 10 nats" (what a backdoor's does
+    # is measured in benchmarks/byzantine.py); the probe refuses each, and at 0 it never runs
+    from dataclasses import replace
+
+    import codecoop.training.insecure as insecure
+
+    shifts = []
+
+    def forced(before, after):
+        assert len(before) == len(after) == 8 * len(insecure.PATTERNS)
+        shifts.append(10.0)
+        return 10.0
+
+    monkeypatch.setattr(insecure, "insecure_shift", forced)
+    config = SimConfig(
+        orgs=3, rounds=1, steps=2, eval_blocks=4, max_files_per_org=10, baselines=False,
+        min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), screening=False, workdir=str(tmp_path),
+    )  # fmt: skip
+    sim = Simulation(config)
+    try:
+        sim.setup()
+        for o in sim.orgs:
+            o.node.member.settings = o.node.settings = replace(o.node.settings, insecure_shift_max=limit)
+        rep = sim.run_round()
+        votes = [v for o in sim.orgs for v in o.node.journal.entry(1).votes.values()]
+        assert len(votes) == 6
+        if limit:
+            assert len(shifts) == 6 and rep.accepted == 0
+            assert all(v["approve"] is False and v["reason"].startswith("refused: backdoor probe: ") for v in votes)
+        else:
+            assert shifts == [] and not any("backdoor" in v["reason"] for v in votes) and rep.accepted == 3
+    finally:
+        sim.close()
+
+
 def test_members_who_leave_or_are_removed_by_governance_end_cleanly_and_the_others_go_on(tmp_path):
     from codecoop.chain.clients import MemberStatus
     from codecoop.chain.devtools import pass_proposal
