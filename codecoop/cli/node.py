@@ -87,6 +87,7 @@ def status(fed: Federation) -> None:
     from codecoop.node.journal import Journal
 
     cfg = fed.config
+    assert cfg is not None  # config=True: the decorator loaded it or stopped with its error
     d = fed.deployment
     me = fed.signer.address
     r = d.rounds.current_round()
