@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -205,9 +208,10 @@ class Killed(BaseException):
     """Stands for SIGKILL: escapes every handler."""
 
 
-def test_the_submitter_gone_right_after_registering_its_update_does_not_stop_the_round(tmp_path):
-    # org-2 is killed right after submitUpdate and its host goes offline: the others judge and aggregate its update
-    # from the copies they took of its offer (node.replicas = 1) before it registered
+def _org2_killed_after_disclosing(tmp_path: Path, before: Callable[[Simulation], None] = lambda sim: None) -> tuple[Simulation, Any, Any]:
+    """Three libp2p organisations; org-2 is killed right after its submitUpdate and its host goes offline, and
+    the others finish the round: ``(simulation, org-2's node, the round's report)``; the caller closes it."""
+
     def on_event(e):
         if e.node == "org-2" and e.kind == "submitted":
             raise Killed(e.kind)
@@ -220,15 +224,25 @@ def test_the_submitter_gone_right_after_registering_its_update_does_not_stop_the
     try:
         sim.setup()
         gone = sim.orgs[2].node
+        before(sim)
         r = sim.open_round()
         with pytest.raises(Killed):
             sim.drive(r)
         gone.transport.close()  # offline: nobody can fetch from org-2 any more
         del sim.orgs[2]
-        rep = sim.drive(r)
+        return sim, gone, sim.drive(r)
+    except BaseException:
+        sim.close()
+        raise
+
+
+def test_the_submitter_gone_right_after_registering_its_update_does_not_stop_the_round(tmp_path):
+    # the others judge and aggregate its update from the copies they took of its offer (node.replicas = 1)
+    sim, gone, rep = _org2_killed_after_disclosing(tmp_path)
+    try:
         rounds = sim.deployment.rounds
-        theirs = next(u for u in rounds.updates(r) if u.submitter == gone.address)
-        assert rep.outcome == "completed" and theirs.update_id in rounds.round(r).accepted_ids
+        theirs = next(u for u in rounds.updates(1) if u.submitter == gone.address)
+        assert rep.outcome == "completed" and theirs.update_id in rounds.round(1).accepted_ids
         assert all(o.node.store.has(theirs.cid) for o in sim.orgs)
         assert (theirs.approvals, theirs.rejections) == (2, 0)
     finally:
@@ -241,21 +255,11 @@ def test_an_offer_whose_first_announcement_reached_nobody_is_announced_again_unt
     import codecoop.node.node as node_module
 
     monkeypatch.setattr(node_module, "_REANNOUNCE_S", 0.0)
+    lost: list[str] = []
 
-    def on_event(e):
-        if e.node == "org-2" and e.kind == "submitted":
-            raise Killed(e.kind)
-
-    config = SimConfig(
-        orgs=3, rounds=1, steps=2, eval_blocks=4, max_files_per_org=10, baselines=False, transport="libp2p",
-        confirmations=2, min_improvement_micro=-(10**9), approve_min_delta_micro=-(10**9), screening=False, workdir=str(tmp_path),
-    )  # fmt: skip
-    sim = Simulation(config, Hooks(on_event=on_event))
-    try:
-        sim.setup()
-        gone = sim.orgs[2].node
-        announced = gone.transport.announce
-        lost: list[str] = []
+    def lose_the_first_announcement(sim: Simulation) -> None:
+        transport = sim.orgs[2].node.transport
+        announced = transport.announce
 
         def first_one_lost(round: int, cid: str) -> None:
             if not lost:
@@ -263,22 +267,18 @@ def test_an_offer_whose_first_announcement_reached_nobody_is_announced_again_unt
                 return
             announced(round, cid)
 
-        gone.transport.announce = first_one_lost
-        r = sim.open_round()
-        with pytest.raises(Killed):
-            sim.drive(r)
-        gone.transport.close()
-        del sim.orgs[2]
-        rep = sim.drive(r)
-        theirs = next(u for u in sim.deployment.rounds.updates(r) if u.submitter == gone.address)
+        transport.announce = first_one_lost
+
+    sim, gone, rep = _org2_killed_after_disclosing(tmp_path, lose_the_first_announcement)
+    try:
+        theirs = next(u for u in sim.deployment.rounds.updates(1) if u.submitter == gone.address)
         assert lost == [theirs.cid], "the first announcement was the offer, and it was dropped"
-        assert rep.outcome == "completed" and theirs.update_id in sim.deployment.rounds.round(r).accepted_ids
+        assert rep.outcome == "completed" and theirs.update_id in sim.deployment.rounds.round(1).accepted_ids
         assert all(o.node.store.has(theirs.cid) for o in sim.orgs)
     finally:
         sim.close()
 
 
-@pytest.mark.parametrize("limit", [0.4, 0.0])
 def test_the_backdoor_probe_refuses_an_update_that_pushes_the_insecure_forms_and_is_off_at_zero(tmp_path, monkeypatch, limit):
     # the path is forced: every update "raises the insecure forms' log-odds by 10 nats" (what a backdoor's does
     # is measured in benchmarks/byzantine.py); the probe refuses each, and at 0 it never runs
