@@ -284,7 +284,7 @@ def docs_block(data: dict[str, Any]) -> str:
             "attacker's poison and from every judge's probe prompts) on which the final global model finds the insecure "
             f"form more likely than the safe one; version 0: {backdoors[0]['attack_success']['version0']:.3f}. "
             + "; ".join(
-                f"At {r['attackers']}/{r['orgs']}: {r['attack_success']['final']:.3f} against {r['honest_only_attack_success']:.3f} "
+                f"at {r['attackers']}/{r['orgs']}: {r['attack_success']['final']:.3f} against {r['honest_only_attack_success']:.3f} "
                 f"honest-only, {r['poisoned_accepted']} of {r['poisoned_submitted']} backdoored updates accepted"
                 for r in backdoors
             )

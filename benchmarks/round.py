@@ -29,11 +29,13 @@ a minute on this 2-core CPU, so its two share targets are checked by the full ru
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from _common import machine, print_table, print_targets, target, write_results
+from _common import RESULTS_DIR, machine, markdown_table, print_table, print_targets, render_into, target, write_results
 
 from codecoop.sim import Hooks, SimConfig, Simulation
 
@@ -83,10 +85,62 @@ def smollm2_adapter_share() -> dict[str, Any]:
     return {"adapter_bytes": len(adapter.to_bytes()), "model_bytes": base.num_parameters() * 4, "measured_in": "adapter size"}
 
 
+DOC = Path(__file__).resolve().parent.parent / "docs" / "NODE.md"
+
+
+def docs_block(data: dict[str, Any]) -> str:
+    """The Markdown docs/NODE.md shows of a results file (rendered, never typed: ``--render``)."""
+    rows = [
+        [
+            r["orgs"],
+            f"{r['round_s']:.1f}",
+            *(f"{r['phases_s'][a]:.2f}" for a in (*ACTIVITIES, "chain/other")),
+            f"{100 * r['overhead_share']:.1f}%",
+            f"{100 * r['protocol_share']:.1f}%",
+            f"{r['blocks_per_judgement']:.1f} of {r['eval_blocks']}",
+        ]
+        for r in data["runs"]
+    ]
+    goals = {t["name"]: t for t in data["targets"]}
+    share = data["smollm2"]
+
+    def verdict(name: str) -> str:
+        return "met" if goals[name]["met"] else "**missed**"
+
+    lines = [
+        f"From `benchmarks/results/round.json`: {'quick' if data.get('quick') else 'full'} run, commit "
+        f"`{(data.get('commit') or 'unknown')[:10]}`{' (with uncommitted changes)' if data.get('dirty') else ''}, "
+        f"{data['machine']['cpus']} CPUs (seconds, whole round, all organisations):",
+        "",
+        markdown_table(["N", "round", *ACTIVITIES, "chain/other", "non-training", "protocol", "blocks per judgement"], rows),
+        "",
+    ]
+    for r in data["runs"]:
+        n = r["orgs"]
+        lines.append(
+            f"- N = {n}: non-training overhead {100 * r['overhead_share']:.1f}% of the round (target 20%: "
+            f"{verdict(f'non-training overhead share of a round, N={n}')}), protocol overhead "
+            f"{100 * r['protocol_share']:.1f}% (target 20%: "
+            f"{verdict(f'protocol overhead share of a round (no training, no evaluation), N={n}')}); "
+            f"gas per organisation {r['gas_per_org']:,.0f}."
+        )
+    name = "bytes published per organisation per round / model size (smollm2-135m, LoRA r=8)"
+    lines.append(
+        f"- Bytes an organisation publishes per round for LoRA r=8 on smollm2-135m: {share['adapter_bytes']:,} "
+        f"({100 * share['share']:.2f}% of the {share['model_bytes']:,}-byte fp32 model, {share['measured_in']}; target 2%: {verdict(name)})."
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N=3 only, and smollm2 bytes from the adapter size instead of a smollm2 round")
+    parser.add_argument("--render", action="store_true", help="only render benchmarks/results/round.json into docs/NODE.md")
     args = parser.parse_args(argv)
+    if args.render:
+        changed = render_into(DOC, "round", docs_block(json.loads((RESULTS_DIR / "round.json").read_text())))
+        print(f"{DOC} {'updated' if changed else 'already up to date'}")
+        return 0
     steps = 40
     began = time.perf_counter()
     runs = []
@@ -137,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         targets,
     )
     print(f"results: {path}")
+    if not args.quick:
+        render_into(DOC, "round", docs_block(json.loads(path.read_text())))
     return 0 if all(t["met"] for t in targets) else 1
 
 

@@ -16,6 +16,7 @@ RENDERED = [
     (ROOT / "docs" / "RELIABILITY.md", "byzantine"),
     (ROOT / "docs" / "CONTRACTS.md", "gas"),
     (ROOT / "docs" / "NODE.md", "sim"),
+    (ROOT / "docs" / "NODE.md", "round"),
 ]
 
 
