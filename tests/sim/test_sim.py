@@ -279,6 +279,7 @@ def test_an_offer_whose_first_announcement_reached_nobody_is_announced_again_unt
         sim.close()
 
 
+@pytest.mark.parametrize("limit", [0.4, 0.0])
 def test_the_backdoor_probe_refuses_an_update_that_pushes_the_insecure_forms_and_is_off_at_zero(tmp_path, monkeypatch, limit):
     # the path is forced: every update "raises the insecure forms' log-odds by 10 nats" (what a backdoor's does
     # is measured in benchmarks/byzantine.py); the probe refuses each, and at 0 it never runs
